@@ -1,0 +1,1 @@
+//! `memory-search` (placeholder while being written).

@@ -1,0 +1,60 @@
+"""fast-crewai: a portable WebAssembly accelerator for CrewAI.
+
+``import fast_crewai`` patches nothing; ``import fast_crewai.shim`` (or
+:func:`enable_acceleration`) does.
+"""
+
+from __future__ import annotations
+
+from ._backend import core_info
+from ._errors import (
+    BusyError,
+    ConstraintError,
+    CoreTimeout,
+    CoreTrap,
+    CoreUnavailable,
+    CorruptError,
+    FastCrewAIError,
+    InvalidRecordError,
+    MemoryStoreError,
+    MisuseError,
+    NotFoundError,
+    NotImplementedInCore,
+    PathNotAllowedError,
+    ReadOnlyError,
+    SerdeError,
+    SQLiteError,
+    StorageFailure,
+    StoreCapacityError,
+)
+from ._serde import AgentMessage
+from ._shim import disable_acceleration, enable_acceleration, status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentMessage",
+    "BusyError",
+    "ConstraintError",
+    "CoreTimeout",
+    "CoreTrap",
+    "CoreUnavailable",
+    "CorruptError",
+    "FastCrewAIError",
+    "InvalidRecordError",
+    "MemoryStoreError",
+    "MisuseError",
+    "NotFoundError",
+    "NotImplementedInCore",
+    "PathNotAllowedError",
+    "ReadOnlyError",
+    "SQLiteError",
+    "SerdeError",
+    "StorageFailure",
+    "StoreCapacityError",
+    "__version__",
+    "core_info",
+    "disable_acceleration",
+    "enable_acceleration",
+    "status",
+]

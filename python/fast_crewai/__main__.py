@@ -1,0 +1,3 @@
+from fast_crewai.cli import main
+
+main()

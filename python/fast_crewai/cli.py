@@ -1,0 +1,64 @@
+"""The ``fast-crewai`` command.
+
+Examples:
+
+    fast-crewai status              # what is patched, which backend serves it
+    fast-crewai status --json
+    fast-crewai bench --quick       # side-by-side benchmarks, ratios
+    fast-crewai bench serde --json
+    fast-crewai demo                # an offline crew on the accelerated store
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ._shim import enable_acceleration, format_status, status
+
+    report = enable_acceleration() if args.enable else status()
+    print(json.dumps(report, indent=2) if args.json else format_status(report))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ._bench import run_benchmarks
+
+    results = run_benchmarks(args.suites or None, quick=args.quick, emit=not args.json)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(json_output=args.json)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="fast-crewai", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    status = sub.add_parser("status", help="what is accelerated and by which backend")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--enable", action="store_true", help="enable acceleration first, then report")
+    status.set_defaults(func=_status)
+    bench = sub.add_parser("bench", help="run the benchmarks side by side with the stock alternatives")
+    bench.add_argument("suites", nargs="*", help="serde, memory, sqlite (default: all)")
+    bench.add_argument("--quick", action="store_true", help="small sizes only")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.add_argument("--out", help="also write the results as JSON to this file")
+    bench.set_defaults(func=_bench)
+    demo = sub.add_parser("demo", help="run an offline demo crew with acceleration on")
+    demo.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    demo.set_defaults(func=_demo)
+    args = parser.parse_args(argv)
+    sys.exit(args.func(args))
