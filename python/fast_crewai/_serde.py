@@ -200,19 +200,46 @@ def serde_backend(name: str | None = None) -> SerdeBackend:
 # --------------------------------------------------------------------------- the message type
 
 
-def _wire(messages: list[AgentMessage], one: bool = False) -> str:
+def _encodable(value: Any) -> bool:
+    """Whether ``value`` survives a strict encode: JSON types only, finite
+    floats, no lone surrogates."""
+    if value is None or isinstance(value, (bool, int)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return not _has_surrogate(value)
+    if isinstance(value, (list, tuple)):
+        return all(_encodable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _encodable(k) and _encodable(v) for k, v in value.items())
+    return False
+
+
+def _locate(items: list[dict[str, Any]], one: bool) -> str | None:
+    """The path of the first field that cannot be encoded, for errors."""
+    for i, item in enumerate(items):
+        for name, value in item.items():
+            if not _encodable(value):
+                return name if one else f"[{i}].{name}"
+    return None
+
+
+def _encode(messages: list[AgentMessage], one: bool) -> str:
     items = [m._as_dict() for m in messages]
+    backend = serde_backend()
     try:
-        # ASCII escapes carry lone surrogates and NaN across for the core to
-        # reject with a field path, instead of failing here without one.
-        return json.dumps(items[0] if one else items, ensure_ascii=True, allow_nan=True, separators=(",", ":"))
+        # ASCII escapes let lone surrogates and NaN reach the strict
+        # canonicaliser, which is the one place that rejects them.
+        wire = json.dumps(items[0] if one else items, ensure_ascii=True, allow_nan=True, separators=(",", ":"))
+        return backend.canonicalize_one(wire) if one else backend.canonicalize_many(wire)
     except (TypeError, ValueError) as exc:
-        for i, item in enumerate(items):
-            try:
-                json.dumps(item, allow_nan=True)
-            except (TypeError, ValueError):
-                raise SerdeError("invalid-message", str(exc), "metadata" if one else f"[{i}].metadata") from None
-        raise SerdeError("invalid-message", str(exc)) from None
+        kind = exc.kind if isinstance(exc, SerdeError) else "invalid-message"
+        where = _locate(items, one)
+        if isinstance(exc, SerdeError) and (where is None or exc.field):
+            raise
+        message = exc.message if isinstance(exc, SerdeError) else str(exc)
+        raise SerdeError(kind, message, where) from None
 
 
 @dataclass
@@ -231,7 +258,7 @@ class AgentMessage:
 
     def to_json(self) -> str:
         """The canonical JSON of this message."""
-        return serde_backend().canonicalize_one(_wire([self], one=True))
+        return _encode([self], one=True)
 
     @classmethod
     def from_json(cls, text: str) -> AgentMessage:
@@ -242,7 +269,7 @@ class AgentMessage:
     @staticmethod
     def encode_many(messages: Iterable[AgentMessage]) -> str:
         """One JSON array for a whole batch, in one call to the core."""
-        return serde_backend().canonicalize_many(_wire(list(messages)))
+        return _encode(list(messages), one=False)
 
     @classmethod
     def decode_many(cls, text: str) -> list[AgentMessage]:

@@ -1,0 +1,59 @@
+"""Benchmarks, each measured side by side with the stock alternative in one
+run and reported as ratios. ``python3 build.py bench`` and
+``fast-crewai bench`` run them."""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import _backend
+
+# Suite name -> module exposing ``run(quick: bool) -> dict``.
+SUITES = {
+    "serde": "fast_crewai._bench_serde",
+    "memory": "fast_crewai._bench_memory",
+    "sqlite": "fast_crewai._bench_sqlite",
+}
+
+
+def timings(fn: Callable[[], object], repeat: int, warmup: int = 3) -> dict[str, float]:
+    """Per-call seconds of ``fn``: p50, p95 and mean over ``repeat`` calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    samples.sort()
+    return {
+        "p50": samples[len(samples) // 2],
+        "p95": samples[min(len(samples) - 1, int(len(samples) * 0.95))],
+        "mean": statistics.fmean(samples),
+    }
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return round(numerator / denominator, 3) if denominator else float("inf")
+
+
+def run_benchmarks(suites: list[str] | None, quick: bool, emit: bool) -> dict[str, Any]:
+    """Runs the named suites (all by default)."""
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "core": _backend.core_info(),
+        "suites": {},
+    }
+    for name in suites or list(SUITES):
+        if name not in SUITES:
+            raise SystemExit(f"unknown suite {name!r}; choose from {', '.join(SUITES)}")
+        module = importlib.import_module(SUITES[name])
+        if emit:
+            print(f"== {name}", flush=True)
+        results["suites"][name] = module.run(quick)
+    return results

@@ -1,0 +1,97 @@
+"""Cross-process locks the host takes on behalf of the core.
+
+Inside WebAssembly SQLite has no file locks (WASI has none), so the core
+opens databases with the ``unix-none`` VFS and the host serialises
+processes here: ``flock`` on a sidecar file ``<database>.lock``, shared for
+reads and exclusive for writes. The kernel drops a killed process's lock,
+so a ``kill -9`` never leaves a database locked.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: threads are still serialised
+    fcntl = None  # type: ignore[assignment]
+
+
+class LockTimeout(TimeoutError):
+    """The lock stayed held by another process past the timeout."""
+
+
+class FileLock:
+    """A reader/writer lock shared by every process that opens ``path``.
+
+    Re-entrant within one thread: a write lock held covers nested reads and
+    writes, which lets a transaction span several calls.
+    """
+
+    def __init__(self, database: Path, timeout: float = 5.0) -> None:
+        self.path = Path(str(database) + ".lock")
+        self.timeout = timeout
+        self._thread_lock = threading.RLock()
+        self._fd: int | None = None
+        self._depth = 0
+        self._exclusive = False
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._fd
+
+    def _flock(self, exclusive: bool) -> None:
+        if fcntl is None:
+            return
+        fd = self._open()
+        op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, op)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"{self.path.name}: another process held the database lock for more than {self.timeout:g}s"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    @contextmanager
+    def hold(self, exclusive: bool) -> Iterator[None]:
+        """Holds the lock (shared or exclusive) for the block."""
+        with self._thread_lock:
+            outermost = self._depth == 0
+            upgrade = not outermost and exclusive and not self._exclusive
+            if outermost or upgrade:
+                self._flock(exclusive)
+                previous = self._exclusive
+                self._exclusive = exclusive
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if outermost:
+                    if fcntl is not None and self._fd is not None:
+                        fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    self._exclusive = False
+                elif upgrade:
+                    # Back to the shared lock the outer block asked for.
+                    if fcntl is not None and self._fd is not None:
+                        fcntl.flock(self._fd, fcntl.LOCK_SH)
+                    self._exclusive = previous
+
+    def close(self) -> None:
+        with self._thread_lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
