@@ -252,8 +252,17 @@ def wheel_smoke_test(wheel: Path) -> None:
         env_dir = Path(tmp) / "venv"
         venv.create(env_dir, with_pip=True)
         python = env_dir / "bin" / "python"
-        clean_path = f"{env_dir / 'bin'}:/usr/local/bin:/bin"
-        env = {"PATH": clean_path, "HOME": tmp, "FAST_CREWAI_BACKEND": "wasm", "CREWAI_STORAGE_DIR": tmp}
+        # Only the virtualenv's own scripts: no cargo, rustc or clang can be reached.
+        clean_path = str(env_dir / "bin")
+        env = {
+            "PATH": clean_path,
+            "HOME": tmp,
+            "PIP_CACHE_DIR": str(Path.home() / ".cache" / "pip"),
+            "FAST_CREWAI_BACKEND": "wasm",
+            "CREWAI_STORAGE_DIR": tmp,
+            "CREWAI_DISABLE_TELEMETRY": "true",
+            "OTEL_SDK_DISABLED": "true",
+        }
         for tool in ("cargo", "rustc", "clang-22", "clang"):
             found = shutil.which(tool, path=clean_path)
             if found:
