@@ -28,6 +28,7 @@ def _messages(count: int) -> list[AgentMessage]:
 
 
 def run(quick: bool) -> dict[str, Any]:
+    orjson: Any
     try:
         import orjson
     except ImportError:  # orjson is optional: report without it

@@ -11,13 +11,13 @@ instantiates afresh and resources reopen themselves.
 from __future__ import annotations
 
 import ctypes
-from importlib import metadata
 import hashlib
 import os
 import platform
 import threading
 import time
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ def cache_dir() -> Path:
 class ErrorValue:
     """A ``result``'s error case: the variant tag and its payload."""
 
-    __slots__ = ("tag", "payload")
+    __slots__ = ("payload", "tag")
 
     def __init__(self, tag: str, payload: Any) -> None:
         self.tag = tag
@@ -99,7 +99,7 @@ class _Export:
         raw_params = (ffi.wasmtime_component_val_t * count)()
         lowered = 0
         try:
-            for ty, value in zip(self.param_types, params):
+            for ty, value in zip(self.param_types, params, strict=False):
                 ty.convert_to_c(store, value, ctypes.pointer(raw_params[lowered]))
                 lowered += 1
             result = ffi.wasmtime_component_val_t()
@@ -240,8 +240,9 @@ class Resource:
 class Runtime:
     """The process-wide Engine, compiled component and instances."""
 
-    def __init__(self, artifact: Path = ARTIFACT) -> None:
+    def __init__(self, artifact: Path | None = None) -> None:
         started = time.perf_counter()
+        artifact = artifact or Path(os.environ.get("FAST_CREWAI_CORE_PATH") or ARTIFACT)
         if not artifact.exists():
             raise CoreUnavailable(f"the core artifact {artifact} is missing; run `python3 build.py build`")
         wasm = artifact.read_bytes()

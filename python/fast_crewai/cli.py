@@ -39,7 +39,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    return run_demo(json_output=args.json)
+    exit_code: int = run_demo(json_output=args.json)
+    return exit_code
 
 
 def main(argv: list[str] | None = None) -> None:
