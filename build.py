@@ -315,7 +315,10 @@ def cmd_test(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     cmd_build()
     extra = ["--quick"] if args.quick else []
-    run([sys.executable, "-m", "fast_crewai", "bench", *extra, "--out", str(ROOT / "bench-results.json")], env=test_env())
+    run(
+        [sys.executable, "-m", "fast_crewai", "bench", *extra, "--out", str(ROOT / "bench-results.json")],
+        env=test_env(),
+    )
 
 
 def cmd_demo(_: argparse.Namespace) -> None:
@@ -331,8 +334,17 @@ def cmd_lint(_: argparse.Namespace) -> None:
     cargo = str(DEBIAN_CARGO) if DEBIAN_CARGO.exists() else "cargo"
     run([cargo, "fmt", "--check"], cwd=CRATE)
     run(
-        [cargo, "clippy", "--release", "--all-targets", "--target-dir", str(CRATE / "target" / "host"), "--",
-         "-D", "warnings"],
+        [
+            cargo,
+            "clippy",
+            "--release",
+            "--all-targets",
+            "--target-dir",
+            str(CRATE / "target" / "host"),
+            "--",
+            "-D",
+            "warnings",
+        ],
         cwd=CRATE,
     )
 

@@ -13,7 +13,7 @@ os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 os.environ.setdefault("CREWAI_TESTING", "true")
 os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
 
-from fast_crewai import _backend  # noqa: E402
+from fast_crewai import _backend
 
 BACKENDS = ["wasm", "python"]
 
