@@ -200,3 +200,10 @@ def test_unknown_backend_name_is_an_error(monkeypatch: pytest.MonkeyPatch) -> No
 def test_core_unavailable_is_a_fast_crewai_error() -> None:
     assert issubclass(CoreUnavailable, fast_crewai.FastCrewAIError)
     assert issubclass(CoreTimeout, CoreTrap)
+
+
+def test_declared_but_unimplemented_calls_return_a_typed_error() -> None:
+    result = _backend.runtime().stateless().call("fast-crewai:core/tool-guard@0.1.0", "normalize-arguments", '{"a": 1}')
+    err = error_of(result)
+    assert err is not None and err.tag == "not-implemented"
+    assert "not implemented" in err.payload
