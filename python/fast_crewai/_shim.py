@@ -173,9 +173,11 @@ def status() -> dict[str, Any]:
         components = {}
         for component in COMPONENTS:
             patches = [p for p in _registry if p.component == component]
+            serving = any(p.name in _state.applied for p in patches)
             components[component] = {
                 "enabled": component_enabled(component),
-                "backend": backend,
+                # A component with no applied patch is served by CrewAI itself.
+                "backend": backend if serving else "stock",
                 "active": [p.name for p in patches if p.name in _state.applied],
                 "missing": {p.name: _state.missing[p.name] for p in patches if p.name in _state.missing},
                 "available": [p.name for p in patches],
@@ -206,7 +208,7 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append(f"note: {report['version_problem']}")
     lines.append(f"{'component':<14}{'switch':<8}{'backend':<9}patches")
     for name, comp in report["components"].items():
-        active = ", ".join(comp["active"]) or "-"
+        active = ", ".join(comp["active"]) or ("-" if comp["available"] else "(no patches in this version)")
         missing = "".join(f"  [missing: {p}]" for p in comp["missing"])
         lines.append(f"{name:<14}{'on' if comp['enabled'] else 'off':<8}{comp['backend']:<9}{active}{missing}")
     return "\n".join(lines)
