@@ -1,1 +1,0 @@
-//! `memory-search` (placeholder while being written).

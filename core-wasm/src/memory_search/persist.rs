@@ -1,0 +1,243 @@
+//! The SQLite side of a store: one file, a `memories` table and a
+//! `store_meta` table holding the vector dimension.
+//!
+//! `seq` is the table's `INTEGER PRIMARY KEY` (the rowid): `INSERT OR
+//! REPLACE` gives a saved record a rowid above every live one, so `seq` orders
+//! records by their latest write, survives `VACUUM`, and is what the index
+//! uses to break ties.
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+
+use super::index::{Index, Record};
+use super::MemError;
+use crate::json::{self, Value};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS memories (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    content TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    importance REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    created_ts REAL NOT NULL,
+    last_accessed TEXT NOT NULL,
+    source TEXT,
+    private INTEGER NOT NULL,
+    embedding BLOB
+);
+CREATE TABLE IF NOT EXISTS store_meta (
+    key TEXT PRIMARY KEY,
+    value
+);
+INSERT OR IGNORE INTO store_meta (key, value) VALUES ('schema_version', 1);
+";
+
+const DIMENSION_KEY: &str = "dimension";
+
+impl From<rusqlite::Error> for MemError {
+    fn from(err: rusqlite::Error) -> Self {
+        MemError::Storage(err.to_string())
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> MemError {
+    MemError::Storage(format!("corrupt memory store: {what}"))
+}
+
+/// Opens (creating when missing) the database at `path` with durable
+/// rollback-journal settings and the schema in place.
+pub fn open(path: &str) -> Result<Connection, MemError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    // In the component the Python host serialises processes with its own
+    // file locks, and WASI has no POSIX advisory locks: use the VFS that takes
+    // none.
+    #[cfg(target_arch = "wasm32")]
+    let conn = Connection::open_with_flags_and_vfs(path, flags, "unix-none")?;
+    #[cfg(not(target_arch = "wasm32"))]
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("delete") && !mode.eq_ignore_ascii_case("memory") {
+        return Err(MemError::Storage(format!(
+            "could not switch the journal to DELETE mode (it is {mode})"
+        )));
+    }
+    // 16 KiB pages keep a row with a 1536- or 3072-dimensional vector on
+    // its leaf page instead of an overflow chain; only takes effect on a new
+    // file.
+    // A 16 MiB page cache lets a batch of a thousand such rows commit without
+    // spilling (each spill costs an extra journal sync).
+    conn.execute_batch("PRAGMA page_size=16384; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384;")?;
+    conn.execute_batch(&format!("BEGIN IMMEDIATE;{SCHEMA}COMMIT;"))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
+    Ok(conn)
+}
+
+/// `PRAGMA data_version`: changes when another connection commits.
+pub fn data_version(conn: &Connection) -> Result<i64, MemError> {
+    Ok(conn
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Reads the whole store into a fresh index. Run inside a transaction so the
+/// snapshot is consistent.
+pub fn load(conn: &Connection) -> Result<Index, MemError> {
+    let stored: Option<i64> = conn
+        .query_row("SELECT value FROM store_meta WHERE key = ?1", [DIMENSION_KEY], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let mut dim = match stored {
+        None => None,
+        Some(d) if d > 0 && d <= i64::from(u32::MAX) => Some(d as usize),
+        Some(d) => return Err(corrupt(format!("dimension {d}"))),
+    };
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM memories", [], |r| r.get(0))?;
+    let rows = usize::try_from(rows).map_err(|_| corrupt("row count"))?;
+    let mut index = Index::new(dim);
+    index.reserve(rows, dim)?;
+
+    let mut stmt = conn.prepare(
+        "SELECT seq, id, content, scope, categories, metadata, importance, created_at, \
+         created_ts, last_accessed, source, private, embedding FROM memories ORDER BY seq",
+    )?;
+    let mut cursor = stmt.query([])?;
+    let mut scratch: Vec<f32> = Vec::new();
+    while let Some(row) = cursor.next()? {
+        let seq: i64 = row.get(0)?;
+        let id: String = row.get(1)?;
+        let categories =
+            parse_categories(row.get_ref(4)?.as_str()?).ok_or_else(|| corrupt(format!("categories of {id:?}")))?;
+        let metadata = json::parse(row.get_ref(5)?.as_str()?)
+            .ok()
+            .filter(|m| matches!(m, Value::Object(_)))
+            .ok_or_else(|| corrupt(format!("metadata of {id:?}")))?;
+        let blob = row.get_ref(12)?.as_blob_or_null()?;
+        let embedding = match blob {
+            None => None,
+            Some(bytes) => {
+                let (floats, rest) = bytes.as_chunks::<4>();
+                if !rest.is_empty() || floats.is_empty() {
+                    return Err(corrupt(format!("embedding of {id:?}")));
+                }
+                if dim.is_none() {
+                    // Only a file written by something else lacks the key.
+                    dim = Some(floats.len());
+                    index.reserve(rows, dim)?;
+                    index.set_dim(floats.len());
+                }
+                if Some(floats.len()) != dim {
+                    return Err(corrupt(format!("embedding length of {id:?}")));
+                }
+                scratch.clear();
+                scratch.extend(floats.iter().map(|b| f32::from_le_bytes(*b)));
+                Some(scratch.as_slice())
+            }
+        };
+        let record = Record {
+            content: row.get(2)?,
+            scope: row.get(3)?,
+            categories,
+            metadata,
+            importance: row.get(6)?,
+            created_at: row.get(7)?,
+            created_ts: row.get(8)?,
+            last_accessed: row.get(9)?,
+            source: row.get(10)?,
+            private: row.get(11)?,
+            has_embedding: embedding.is_some(),
+            id,
+        };
+        if index.row_of(&record.id).is_some() {
+            return Err(corrupt(format!("duplicate id {:?}", record.id)));
+        }
+        index.upsert(record, embedding, seq);
+    }
+    Ok(index)
+}
+
+fn parse_categories(text: &str) -> Option<Vec<String>> {
+    match json::parse(text).ok()? {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+/// Records the store's dimension.
+pub fn set_dimension(tx: &Transaction<'_>, dim: usize) -> Result<(), MemError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?1, ?2)",
+        params![DIMENSION_KEY, dim as i64],
+    )?;
+    Ok(())
+}
+
+/// Inserts or replaces `record`; returns its new sequence number.
+pub fn put(tx: &Transaction<'_>, record: &Record, embedding: Option<&[f32]>) -> Result<i64, MemError> {
+    let mut categories = String::new();
+    categories.push('[');
+    for (i, c) in record.categories.iter().enumerate() {
+        if i > 0 {
+            categories.push(',');
+        }
+        json::write_string(&mut categories, c);
+    }
+    categories.push(']');
+    let metadata = json::to_string(&record.metadata);
+    let blob: Option<Vec<u8>> = embedding.map(|e| e.iter().flat_map(|x| x.to_le_bytes()).collect());
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO memories (id, content, scope, categories, metadata, \
+         importance, created_at, created_ts, last_accessed, source, private, embedding) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        record.id,
+        record.content,
+        record.scope,
+        categories,
+        metadata,
+        record.importance,
+        record.created_at,
+        record.created_ts,
+        record.last_accessed,
+        record.source,
+        record.private,
+        blob,
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Deletes the record with sequence number `seq`.
+pub fn delete_seq(tx: &Transaction<'_>, seq: i64) -> Result<(), MemError> {
+    tx.prepare_cached("DELETE FROM memories WHERE seq = ?1")?
+        .execute([seq])?;
+    Ok(())
+}
+
+/// Deletes every record, and the dimension too when `forget_dim`.
+pub fn delete_all(tx: &Transaction<'_>, forget_dim: bool) -> Result<(), MemError> {
+    tx.execute("DELETE FROM memories", [])?;
+    if forget_dim {
+        tx.execute("DELETE FROM store_meta WHERE key = ?1", [DIMENSION_KEY])?;
+    }
+    Ok(())
+}
+
+/// Sets `last_accessed` of the record with sequence number `seq`.
+pub fn touch(tx: &Transaction<'_>, seq: i64, at: &str) -> Result<(), MemError> {
+    tx.prepare_cached("UPDATE memories SET last_accessed = ?1 WHERE seq = ?2")?
+        .execute(params![at, seq])?;
+    Ok(())
+}
