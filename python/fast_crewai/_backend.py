@@ -35,6 +35,11 @@ def requested() -> str:
     return choice
 
 
+def call_timeout() -> float:
+    """Seconds one call may run before it is interrupted, on either backend."""
+    return float(os.environ.get("FAST_CREWAI_CALL_TIMEOUT", "300"))
+
+
 def override(name: str | None) -> None:
     """Forces a backend for this process (``None`` returns to the
     environment's choice). Used by tests and the CLI."""

@@ -27,6 +27,7 @@ from wasmtime import _ffi as ffi
 from wasmtime.component._enter import enter_wasm
 from wasmtime.component._types import ResultType
 
+from ._backend import call_timeout
 from ._errors import CoreTimeout, CoreTrap, CoreUnavailable
 
 ARTIFACT = Path(__file__).with_name("core.wasm")
@@ -37,11 +38,6 @@ EPOCH_TICK_SECONDS = 0.01
 WASMTIME_VERSION = metadata.version("wasmtime")
 # Part of the compile-cache key: compiled code depends on the engine config.
 ENGINE_CONFIG_TAG = "epoch1-simd1"
-
-
-def call_timeout() -> float:
-    """Seconds one call may run before it is interrupted."""
-    return float(os.environ.get("FAST_CREWAI_CALL_TIMEOUT", "300"))
 
 
 def memory_limit_bytes() -> int:
