@@ -119,7 +119,6 @@ class _Export:
             for i in range(lowered):
                 ffi.wasmtime_component_val_delete(ctypes.byref(raw_params[i]))
 
-
     def _lift_result(self, raw: Any) -> Any:
         assert self.result_cases is not None
         is_ok = bool(raw.of.result.is_ok)
