@@ -32,7 +32,27 @@ from ._shim import disable_acceleration, enable_acceleration, status
 
 __version__ = "0.1.0"
 
+# Loaded on first use: these import CrewAI, which takes seconds.
+_LAZY = {
+    "AcceleratedMemoryStorage": ("fast_crewai._memory", "AcceleratedMemoryStorage"),
+    "AcceleratedSQLiteWrapper": ("fast_crewai._sqlite", "AcceleratedSQLiteWrapper"),
+    "AcceleratedTaskOutputsStorage": ("fast_crewai._task_outputs", "KickoffTaskOutputsStorage"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'fast_crewai' has no attribute {name!r}")
+    import importlib
+
+    module, attribute = _LAZY[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
 __all__ = [
+    "AcceleratedMemoryStorage",
+    "AcceleratedSQLiteWrapper",
+    "AcceleratedTaskOutputsStorage",
     "AgentMessage",
     "BusyError",
     "ConstraintError",

@@ -4,9 +4,11 @@ run and reported as ratios. ``python3 build.py bench`` and
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -53,7 +55,8 @@ def run_benchmarks(suites: list[str] | None, quick: bool, emit: bool) -> dict[st
         if name not in SUITES:
             raise SystemExit(f"unknown suite {name!r}; choose from {', '.join(SUITES)}")
         module = importlib.import_module(SUITES[name])
-        if emit:
+        # Suites print as they measure; with JSON on stdout that goes to stderr.
+        with contextlib.redirect_stdout(sys.stdout if emit else sys.stderr):
             print(f"== {name}", flush=True)
-        results["suites"][name] = module.run(quick)
+            results["suites"][name] = module.run(quick)
     return results

@@ -95,5 +95,21 @@ class StorageFailure(MemoryStoreError):
     """SQLite failed underneath a memory store."""
 
 
+class DimensionMismatchError(MemoryStoreError, ValueError):
+    """A vector's dimension differs from the one the store holds.
+    (:class:`~fast_crewai._memory.AcceleratedMemoryStorage` raises CrewAI's
+    own ``EmbeddingDimensionMismatchError`` instead.)"""
+
+    def __init__(self, stored: int, given: int) -> None:
+        self.stored = stored
+        self.given = given
+        super().__init__(f"the store holds {stored}-dimensional vectors, got {given}")
+
+
+class MigrationError(MemoryStoreError):
+    """A memory migration could not run or its copy did not verify; the
+    source is left as it was."""
+
+
 class NotImplementedInCore(FastCrewAIError, NotImplementedError):
     """The core declares this call but this version does not implement it."""

@@ -7,6 +7,8 @@ Examples:
     fast-crewai bench --quick       # side-by-side benchmarks, ratios
     fast-crewai bench serde --json
     fast-crewai demo                # an offline crew on the accelerated store
+    fast-crewai migrate-memory      # copy CrewAI's LanceDB memory into the accelerated store
+    fast-crewai migrate-memory --from ~/old/memory --to ./memory --json
 """
 
 from __future__ import annotations
@@ -43,6 +45,23 @@ def _demo(args: argparse.Namespace) -> int:
     return exit_code
 
 
+def _migrate_memory(args: argparse.Namespace) -> int:
+    from ._errors import MigrationError
+    from ._migrate import migrate_memory
+
+    try:
+        report = migrate_memory(args.source, args.destination)
+    except MigrationError as exc:
+        print(f"migrate-memory: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        for key, value in report.items():
+            print(f"{key:>20}: {value}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="fast-crewai", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -61,5 +80,13 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("demo", help="run an offline demo crew with acceleration on")
     demo.add_argument("--json", action="store_true", help="print the outcome as JSON")
     demo.set_defaults(func=_demo)
+    migrate = sub.add_parser(
+        "migrate-memory",
+        help="copy a LanceDB memory store into the accelerated store (the source is left untouched)",
+    )
+    migrate.add_argument("--from", dest="source", help="LanceDB memory directory (default: CrewAI's)")
+    migrate.add_argument("--to", dest="destination", help="accelerated store directory (default: CrewAI's)")
+    migrate.add_argument("--json", action="store_true", help="print the report as JSON")
+    migrate.set_defaults(func=_migrate_memory)
     args = parser.parse_args(argv)
     sys.exit(args.func(args))

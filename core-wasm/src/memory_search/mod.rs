@@ -243,6 +243,9 @@ fn parse_record(item: Value, i: usize) -> Result<NewRecord, MemError> {
 fn number(v: &Value, i: usize, key: &str) -> Result<f64, MemError> {
     v.as_f64()
         .filter(|x| x.is_finite())
+        // SQLite stores a REAL -0.0 as the integer 0, so the index keeps what
+        // a reload will read: +0.0 (adding +0.0 turns -0.0 into +0.0).
+        .map(|x| x + 0.0)
         .ok_or_else(|| invalid(format!("records[{i}].{key} is out of range for a double")))
 }
 

@@ -521,6 +521,21 @@ fn malformed_records_are_rejected_without_side_effects() {
 }
 
 #[test]
+fn negative_zero_numbers_read_back_the_same_after_reopening() {
+    let (dir, mut s) = open_temp("negzero");
+    s.save("[{\"id\":\"z\",\"content\":\"c\",\"created_at\":\"x\",\"created_ts\":-0.0,\"importance\":-0.0}]")
+        .unwrap();
+    let live = s.get("z").unwrap().unwrap();
+    assert!(
+        live.contains("\"created_ts\":0.0") && live.contains("\"importance\":0.0"),
+        "{live}"
+    );
+    drop(s);
+    let mut s = Store::open(&dir.db()).unwrap();
+    assert_eq!(s.get("z").unwrap().unwrap(), live);
+}
+
+#[test]
 fn persistence_across_reopen() {
     let dir = TempDir::new("reopen");
     let mut expected = Vec::new();
