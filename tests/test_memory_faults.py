@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import memory_workers
 import pytest
 from crewai.memory.storage.backend import EmbeddingDimensionMismatchError
 from crewai.memory.types import MemoryRecord
+from process_helpers import integrity
 
 import fast_crewai
 from fast_crewai import CoreTimeout, CoreTrap, InvalidRecordError, StoreCapacityError
@@ -43,26 +43,6 @@ def start(role: str, database: Path, backend: str, *args: object) -> subprocess.
 def line_of(process: subprocess.Popen[str]) -> str:
     assert process.stdout is not None
     return process.stdout.readline().strip()
-
-
-def integrity(database: Path) -> list[tuple[str]]:
-    conn = sqlite3.connect(database)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchall()
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def children() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 @pytest.fixture

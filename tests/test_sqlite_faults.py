@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from process_helpers import integrity
 
 import fast_crewai
 from fast_crewai import BusyError, CoreTimeout, CoreTrap
@@ -40,27 +39,6 @@ def expect(process: subprocess.Popen[str], line: str) -> None:
     assert process.stdout is not None
     got = process.stdout.readline().strip()
     assert got == line, f"worker said {got!r}, expected {line!r} (exit {process.poll()})"
-
-
-def integrity(path: Path) -> list[tuple[str]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchall()
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def children() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                stream.close()
 
 
 def test_threads_writing_through_one_wrapper_lose_nothing(backend: str, tmp_path: Path) -> None:
