@@ -86,6 +86,13 @@ pub struct Index {
     vectors: Vec<f32>,
     /// Euclidean norm of each row's vector.
     norms: Vec<f64>,
+    /// `len() * dim` int8 values: each row quantised with its own scale
+    /// (see [`kernel::quantize`]), scanned first to bound the distances.
+    qvectors: Vec<i8>,
+    /// Each row's quantisation scale, `sum q_i^2` and residual bound.
+    qscale: Vec<f32>,
+    qsq: Vec<u32>,
+    qerr: Vec<f64>,
     /// Insertion sequence number of each row.
     seqs: Vec<i64>,
     /// Each row's scope id and `created_ts`, next to each other in memory
@@ -197,8 +204,12 @@ impl Index {
             }
             let floats = usize::try_from(rows as u64 * d as u64).map_err(|_| capacity_error("the vectors"))?;
             reserve_total(&mut self.vectors, floats, "the vectors")?;
+            reserve_total(&mut self.qvectors, floats, "the quantised vectors")?;
         }
         reserve_total(&mut self.norms, rows, "the vector norms")?;
+        reserve_total(&mut self.qscale, rows, "the vector norms")?;
+        reserve_total(&mut self.qsq, rows, "the vector norms")?;
+        reserve_total(&mut self.qerr, rows, "the vector norms")?;
         reserve_total(&mut self.seqs, rows, "the records")?;
         reserve_total(&mut self.scope_of, rows, "the records")?;
         reserve_total(&mut self.created_ts, rows, "the records")?;
@@ -214,6 +225,47 @@ impl Index {
         self.dim = Some(dim);
         self.vectors.clear();
         self.vectors.resize(self.len() * dim, 0.0);
+        self.qvectors.clear();
+        self.qvectors.resize(self.len() * dim, 0);
+        self.qscale.fill(0.0);
+        self.qsq.fill(0);
+        self.qerr.fill(0.0);
+    }
+
+    /// The int8 copy of `row` (empty while the dimension is unknown).
+    pub fn qvector(&self, row: usize) -> &[i8] {
+        match self.dim {
+            Some(d) => &self.qvectors[row * d..(row + 1) * d],
+            None => &[],
+        }
+    }
+
+    /// `(scale, sum q_i^2, residual bound)` of `row`'s int8 copy.
+    pub fn qparams(&self, row: usize) -> (f32, u32, f64) {
+        (self.qscale[row], self.qsq[row], self.qerr[row])
+    }
+
+    /// Quantises `embedding` into the int8 row `row` (which must exist).
+    fn quantize_row(&mut self, row: usize, embedding: Option<&[f32]>) {
+        let qz = match (self.dim, embedding) {
+            (Some(d), Some(e)) => kernel::quantize(e, &mut self.qvectors[row * d..(row + 1) * d]),
+            (Some(d), None) => {
+                self.qvectors[row * d..(row + 1) * d].fill(0);
+                kernel::Quantized {
+                    scale: 0.0,
+                    sq: 0,
+                    err: 0.0,
+                }
+            }
+            (None, _) => kernel::Quantized {
+                scale: 0.0,
+                sq: 0,
+                err: 0.0,
+            },
+        };
+        self.qscale[row] = qz.scale;
+        self.qsq[row] = qz.sq;
+        self.qerr[row] = qz.err;
     }
 
     /// Inserts `record`, or replaces the record with its id in place, with
@@ -230,6 +282,7 @@ impl Index {
                 }
             }
             self.norms[row] = norm;
+            self.quantize_row(row, embedding);
             self.seqs[row] = seq;
             self.scopes.release(self.scope_of[row]);
             self.scope_of[row] = self.scopes.acquire(&record.scope);
@@ -244,6 +297,13 @@ impl Index {
                 }
             }
             self.norms.push(norm);
+            if let Some(d) = self.dim {
+                self.qvectors.resize(self.qvectors.len() + d, 0);
+            }
+            self.qscale.push(0.0);
+            self.qsq.push(0);
+            self.qerr.push(0.0);
+            self.quantize_row(self.records.len(), embedding);
             self.seqs.push(seq);
             self.scope_of.push(self.scopes.acquire(&record.scope));
             self.created_ts.push(record.created_ts);
@@ -275,8 +335,15 @@ impl Index {
                 self.vectors.copy_within(last * d..(last + 1) * d, row * d);
             }
             self.vectors.truncate(last * d);
+            if row != last {
+                self.qvectors.copy_within(last * d..(last + 1) * d, row * d);
+            }
+            self.qvectors.truncate(last * d);
         }
         self.norms.swap_remove(row);
+        self.qscale.swap_remove(row);
+        self.qsq.swap_remove(row);
+        self.qerr.swap_remove(row);
         self.seqs.swap_remove(row);
         self.scopes.release(self.scope_of.swap_remove(row));
         self.created_ts.swap_remove(row);
@@ -305,6 +372,21 @@ impl Index {
         assert_eq!(self.by_id.len(), n);
         assert_eq!(self.text.len(), n);
         assert_eq!(self.vectors.len(), n * self.dim.unwrap_or(0));
+        assert_eq!(self.qvectors.len(), n * self.dim.unwrap_or(0));
+        assert_eq!((self.qscale.len(), self.qsq.len(), self.qerr.len()), (n, n, n));
+        for row in 0..n {
+            let mut q = vec![0i8; self.dim.unwrap_or(0)];
+            let want = match self.embedding(row) {
+                Some(e) => kernel::quantize(e, &mut q),
+                None => kernel::Quantized {
+                    scale: 0.0,
+                    sq: 0,
+                    err: 0.0,
+                },
+            };
+            assert_eq!(q, self.qvector(row));
+            assert_eq!(self.qparams(row), (want.scale, want.sq, want.err));
+        }
         assert_eq!(self.scope_of.len(), n);
         assert_eq!(self.created_ts.len(), n);
         let mut refs = vec![0u32; self.scopes.names.len()];

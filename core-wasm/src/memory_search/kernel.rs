@@ -91,6 +91,95 @@ fn block_sums(a: &[[f32; BLOCK]], b: &[[f32; BLOCK]]) -> [f32; BLOCK] {
     acc
 }
 
+/// A symmetric int8 quantisation of a vector: `x ≈ scale * q`.
+pub struct Quantized {
+    /// The scale, `max |x_i| / 127` (zero for a zero vector).
+    pub scale: f32,
+    /// `sum q_i^2`, exact.
+    pub sq: u32,
+    /// An upper bound on `|x - scale * q|` (Euclidean), in float64.
+    pub err: f64,
+}
+
+/// Quantises `x` into `out` (same length) with one symmetric scale.
+pub fn quantize<T: From<i8>>(x: &[f32], out: &mut [T]) -> Quantized {
+    let max = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let scale = max / 127.0;
+    // Any rounding is sound (the residual is measured afterwards); a
+    // multiplication and `f32.nearest` are the cheap ones in wasm.
+    let inv = if scale > 0.0 && scale.is_finite() {
+        127.0 / max
+    } else {
+        0.0
+    };
+    let mut sq = 0u32;
+    let mut err2 = 0.0f64;
+    for (o, &v) in out.iter_mut().zip(x) {
+        let qi = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+        *o = T::from(qi);
+        sq += (i32::from(qi) * i32::from(qi)) as u32;
+        // `qi * scale` is exact in float64 (8 + 24 significant bits).
+        let r = f64::from(v) - f64::from(qi) * f64::from(scale);
+        err2 += r * r;
+    }
+    // Generous slack for the float64 rounding of the residual sum.
+    let err = err2.sqrt() * (1.0 + 1e-9) + f64::MIN_POSITIVE;
+    Quantized { scale, sq, err }
+}
+
+/// `sum q_i * x_i` for a query widened to i16 and an int8 row (equal
+/// lengths), exact.
+pub fn dot_i8(q: &[i16], x: &[i8]) -> i32 {
+    let n = q.len().min(x.len());
+    let (q, x) = (&q[..n], &x[..n]);
+    let (qb, qt) = q.as_chunks::<BLOCK>();
+    let (xb, xt) = x.as_chunks::<BLOCK>();
+    let mut sum = dot_blocks(qb, xb);
+    for (a, b) in qt.iter().zip(xt) {
+        sum += i32::from(*a) * i32::from(*b);
+    }
+    sum
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn dot_blocks(q: &[[i16; BLOCK]], x: &[[i8; BLOCK]]) -> i32 {
+    use core::arch::wasm32::{
+        i16x8_extend_high_i8x16, i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8, i32x4_extract_lane, i32x4_splat,
+        v128_load,
+    };
+    let mut acc0 = i32x4_splat(0);
+    let mut acc1 = i32x4_splat(0);
+    for (a, b) in q.iter().zip(x) {
+        // SAFETY: `a` is 32 bytes and `b` 16 bytes, borrowed and valid for
+        // reads; `v128_load` is an unaligned load.
+        let (xa, q0, q1) = unsafe {
+            (
+                v128_load(b.as_ptr().cast()),
+                v128_load(a.as_ptr().cast()),
+                v128_load(a.as_ptr().add(8).cast()),
+            )
+        };
+        acc0 = i32x4_add(acc0, i32x4_dot_i16x8(q0, i16x8_extend_low_i8x16(xa)));
+        acc1 = i32x4_add(acc1, i32x4_dot_i16x8(q1, i16x8_extend_high_i8x16(xa)));
+    }
+    let acc = i32x4_add(acc0, acc1);
+    i32x4_extract_lane::<0>(acc)
+        + i32x4_extract_lane::<1>(acc)
+        + i32x4_extract_lane::<2>(acc)
+        + i32x4_extract_lane::<3>(acc)
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn dot_blocks(q: &[[i16; BLOCK]], x: &[[i8; BLOCK]]) -> i32 {
+    let mut sum = 0i32;
+    for (a, b) in q.iter().zip(x) {
+        for j in 0..BLOCK {
+            sum += i32::from(a[j]) * i32::from(b[j]);
+        }
+    }
+    sum
+}
+
 /// The Euclidean norm of `v`, in float64.
 pub fn norm(v: &[f32]) -> f64 {
     v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt()

@@ -764,3 +764,127 @@ fn bench_save_load_search() {
     }
     eprintln!("search 10k: {:?} per call", t.elapsed() / 20);
 }
+
+#[test]
+fn quantized_scan_matches_exact_scan() {
+    let (dir, mut store) = open_temp("quantized");
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let dim = 96;
+    let mut vectors: Vec<Vec<f32>> = Vec::new();
+    let mut recs = Vec::new();
+    for i in 0..1600 {
+        let kind = (next() * 10.0) as u32;
+        let v: Option<Vec<f32>> = match kind {
+            // Small integers: many exactly tied distances.
+            0 | 1 => Some((0..dim).map(|_| (next() * 3.0).floor() as f32 - 1.0).collect()),
+            // A duplicate or a near-duplicate of an earlier vector.
+            2 if !vectors.is_empty() => {
+                let base = vectors[(next() * vectors.len() as f64) as usize].clone();
+                Some(base.iter().map(|x| x + if next() < 0.5 { 0.0 } else { 1e-6 }).collect())
+            }
+            3 => Some(vec![0.0; dim]),
+            4 => None,
+            // Large and tiny magnitudes.
+            5 => Some((0..dim).map(|_| ((next() - 0.5) * 1e4) as f32).collect()),
+            6 => Some((0..dim).map(|_| ((next() - 0.5) * 1e-30) as f32).collect()),
+            _ => Some((0..dim).map(|_| (next() - 0.5) as f32).collect()),
+        };
+        if let Some(v) = &v {
+            vectors.push(v.clone());
+        }
+        let scope = ["/a", "/a/b", "/c"][i % 3];
+        let cats: &[&str] = if i % 4 == 0 { &["x"] } else { &["y"] };
+        recs.push(rec(&format!("r{i}"), "text", scope, cats, i as f64, v.as_deref()));
+    }
+    save(&mut store, &recs);
+    // Replace some records and delete others to move rows around.
+    let again: Vec<String> = (0..200)
+        .map(|i| {
+            let v: Vec<f32> = (0..dim).map(|_| (next() - 0.5) as f32).collect();
+            vectors.push(v.clone());
+            rec(
+                &format!("r{}", i * 7),
+                "text",
+                "/a",
+                &["x"],
+                5000.0 + i as f64,
+                Some(&v),
+            )
+        })
+        .collect();
+    save(&mut store, &again);
+    store.delete(r#"{"older_than": 100}"#).unwrap();
+    store.check();
+    let reopened = Store::open(&dir.db()).unwrap();
+    reopened.check();
+    let filters = [
+        "{}",
+        r#"{"scope_prefix": "/a"}"#,
+        r#"{"categories": ["x"]}"#,
+        r#"{"ids": ["r101", "r102", "r700", "r7", "nope"]}"#,
+        r#"{"scope_prefix": "/c", "categories": ["y"]}"#,
+    ];
+    let mut compared = 0;
+    for t in 0..60 {
+        let q: Vec<f32> = match t % 6 {
+            0 => vec![0.0; dim],
+            1 | 2 => vectors[(next() * vectors.len() as f64) as usize].clone(),
+            3 => (0..dim).map(|_| (next() * 3.0).floor() as f32 - 1.0).collect(),
+            4 => (0..dim).map(|_| ((next() - 0.5) * 1e3) as f32).collect(),
+            _ => (0..dim).map(|_| (next() - 0.5) as f32).collect(),
+        };
+        for f in filters {
+            let filter = Filter::parse(f).unwrap();
+            for k in [1usize, 3, 10, 57, 5000] {
+                for min_score in [0.0, -1.0, 0.01, 0.2, 0.999_999, 1.0] {
+                    for s in [&store, &reopened] {
+                        let exact = vector_top_k_exact(&s.index, &q, &filter, k, min_score);
+                        let fast = vector_top_k_quantized(&s.index, &q, &filter, k, min_score).unwrap();
+                        let bits = |h: &[(usize, f64)]| -> Vec<(String, u64)> {
+                            h.iter()
+                                .map(|&(r, sc)| (s.index.record(r).id.clone(), sc.to_bits()))
+                                .collect()
+                        };
+                        assert_eq!(
+                            bits(&exact),
+                            bits(&fast),
+                            "query {t}, filter {f}, k {k}, min {min_score}"
+                        );
+                        assert_eq!(bits(&vector_top_k(&s.index, &q, &filter, k, min_score)), bits(&exact));
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared > 0);
+}
+
+#[test]
+fn quantize_bounds_hold() {
+    let mut seed = 7u64;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((seed >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32
+    };
+    for dim in [1usize, 15, 16, 17, 384, 1536] {
+        let x: Vec<f32> = (0..dim).map(|_| next() * 3.0).collect();
+        let mut q = vec![0i8; dim];
+        let z = kernel::quantize(&x, &mut q);
+        let r: f64 = x
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b) * f64::from(z.scale)).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(r <= z.err);
+        let wide: Vec<i16> = q.iter().map(|&v| i16::from(v)).collect();
+        let dot: i64 = q.iter().map(|&v| i64::from(v) * i64::from(v)).sum();
+        assert_eq!(i64::from(kernel::dot_i8(&wide, &q)), dot);
+        assert_eq!(i64::from(z.sq), dot);
+    }
+}
