@@ -4,6 +4,7 @@ wrong dimensions, non-finite numbers, huge and odd text."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -315,3 +316,24 @@ def test_unknown_ids(store: AcceleratedMemoryStorage) -> None:
     # Like LanceDBStorage.update, updating an unknown id inserts it.
     store.update(rec("unknown", [2.0]))
     assert store.count() == 2
+
+
+def test_reads_see_what_another_process_committed(
+    backend: str, tmp_path: Path, children: list[subprocess.Popen[str]]
+) -> None:
+    database = tmp_path / DATABASE_NAME
+    index = open_index(backend, database)
+    try:
+        assert index.count(None) == 0
+        assert index.search(memory_workers.query(), "{}", 3, 0.0) == "[]"
+        child = start("writer", database, backend, "other", 2, 5)
+        children.append(child)
+        assert line_of(child) == "done"
+        assert index.count(None) == 10
+        assert index.get("other-1-4") is not None
+        assert len(json.loads(index.search(memory_workers.query(), "{}", 3, 0.0))) == 3
+        # Our own write after theirs keeps both.
+        index.save(memory_workers.batch("mine-0", 2))
+        assert index.count(None) == 12
+    finally:
+        release_index(backend, database)

@@ -48,7 +48,7 @@ from ._errors import (
     StorageFailure,
     StoreCapacityError,
 )
-from ._filelock import FileLock, LockTimeout
+from ._filelock import ChangeCounter, FileLock, LockTimeout
 from ._serde import _has_surrogate, _py_parse, _type_name
 
 if TYPE_CHECKING:
@@ -96,6 +96,8 @@ class MemoryIndex(Protocol):
     def touch(self, ids: str, at: str) -> int: ...
 
     def dimension(self) -> int | None: ...
+
+    def refresh(self) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -180,6 +182,10 @@ class WasmMemoryIndex(_Guarded):
         self._instance = _backend.runtime().granted(grant)
         self._guest = guest_path(grant, grant / path.name)
         self._store = Resource(self._instance, INTERFACE, "store", self._open)
+        self._counter = ChangeCounter(path)
+        # The change counter as this store last left the file: when it moved,
+        # another process committed and the index must be refreshed.
+        self._seen = b""
         # Open now, so that a bad file fails here.
         self._call(True, "dimension")
 
@@ -189,7 +195,10 @@ class WasmMemoryIndex(_Guarded):
     def _call(self, write: bool, method: str, *args: Any) -> Any:
         with self._hold(write):
             try:
+                if not write and (self._counter.read() != self._seen or self._journal.exists()):
+                    _checked(self._store.call("refresh"))
                 result = self._store.call(method, *args)
+                self._seen = self._counter.read()
             except UnicodeEncodeError:
                 raise _surrogate_error() from None
             except CoreTrap:
@@ -242,8 +251,12 @@ class WasmMemoryIndex(_Guarded):
         found = self._call(False, "dimension")
         return None if found is None else int(found)
 
+    def refresh(self) -> bool:
+        return bool(self._call(True, "refresh"))
+
     def close(self) -> None:
         self._store.close()
+        self._counter.close()
         self._file_lock.close()
 
 
@@ -1120,6 +1133,11 @@ class PythonMemoryIndex(_Guarded):
             return len(table) if f.is_empty() else sum(1 for r in table.records if f.matches(r))
 
         return int(self._read(work))
+
+    def refresh(self) -> bool:
+        loaded = self._version
+        self._run(False, self._sync)
+        return self._version != loaded
 
     def dimension(self) -> int | None:
         try:

@@ -100,7 +100,7 @@ from ._errors import (
     ReadOnlyError,
     SQLiteError,
 )
-from ._filelock import FileLock, LockTimeout
+from ._filelock import ChangeCounter, FileLock, LockTimeout
 
 _orjson: Any
 try:
@@ -604,7 +604,7 @@ class WasmConnection:
         self._guest = guest_path(self._instance.grant, path)
         self._mode = mode
         self._path = path
-        self._fd: int | None = None
+        self._counter = ChangeCounter(path)
         # The change counter as this connection last left the file.
         self._seen = b""
         self._opened_generation = -1
@@ -614,19 +614,8 @@ class WasmConnection:
         handle = instance.call(INTERFACE, "[static]connection.open", self._guest, self._mode)
         self._check(handle)
         self._opened_generation = instance.generation
-        self._seen = self._counter()
+        self._seen = self._counter.read()
         return handle
-
-    def _counter(self) -> bytes:
-        """The header's file change counter, which every commit in
-        rollback-journal mode bumps, read natively: a few microseconds
-        against the core's five WASI calls to check the file itself."""
-        if self._fd is None:
-            try:
-                self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                return b""
-        return os.pread(self._fd, 4, 24)
 
     @staticmethod
     def _check(value: Any) -> Any:
@@ -649,7 +638,7 @@ class WasmConnection:
         self._resource.call("in-transaction")
 
     def revalidate(self, journal_exists: bool) -> None:
-        if not self.stale and (journal_exists or self._counter() != self._seen):
+        if not self.stale and (journal_exists or self._counter.read() != self._seen):
             self._call("refresh")
 
     def _call(self, method: str, *args: Any) -> Any:
@@ -658,7 +647,7 @@ class WasmConnection:
         except UnicodeEncodeError:
             raise _surrogate_error() from None
         finally:
-            self._seen = self._counter()
+            self._seen = self._counter.read()
 
     def execute(self, sql: str, params: Params, read_only: bool) -> ExecuteResult:
         return from_wire(self._call("query" if read_only else "execute", sql, to_wire(params)))
@@ -675,9 +664,7 @@ class WasmConnection:
 
     def close(self) -> None:
         self._resource.close()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._counter.close()
 
 
 _CORE_ERRORS: dict[str, type[SQLiteError]] = {

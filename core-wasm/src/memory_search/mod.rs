@@ -5,9 +5,12 @@
 //! * The whole store is held in an in-memory [`index::Index`]; SQLite is the
 //!   durable copy. Every mutating call runs in one `BEGIN IMMEDIATE`
 //!   transaction and touches the index only after `COMMIT` succeeded, so a
-//!   failed call changes nothing. Before serving any call the store compares
-//!   `PRAGMA data_version` with the value seen at its last load and reloads
-//!   when another connection (another process) committed.
+//!   failed call changes nothing. Reads are served from the index alone; the
+//!   host calls `refresh` when the file's change counter moved (another
+//!   process committed), which compares `PRAGMA data_version` with the value
+//!   seen at the last load and reloads. Checking that inside the core costs
+//!   several WASI calls, which the host does natively in microseconds.
+//!   Writes make the same check inside their own transaction.
 //! * Vector search is an exact scan (see [`kernel`]): score `1 / (1 + d)` with
 //!   `d` the squared Euclidean distance, records without an embedding count as
 //!   zero vectors (as in LanceDB). Filters are evaluated inside the scan; a
@@ -920,7 +923,6 @@ impl Store {
         }
         let q = decode_vector(query, "query")?;
         let filter = Filter::parse(filter)?;
-        self.sync()?;
         let Some(dim) = self.index.dim() else {
             return Ok("[]".to_owned());
         };
@@ -934,7 +936,6 @@ impl Store {
     /// BM25 search of `content`; JSON `[[record, score], ...]`.
     pub fn search_text(&mut self, query: &str, filter: &str, limit: u32) -> Result<String, MemError> {
         let filter = Filter::parse(filter)?;
-        self.sync()?;
         let hits = text_top_k(&self.index, query, &filter, limit as usize);
         Ok(write_hits(&self.index, &hits))
     }
@@ -971,7 +972,6 @@ impl Store {
 
     /// The record with this id as JSON.
     pub fn get(&mut self, id: &str) -> Result<Option<String>, MemError> {
-        self.sync()?;
         Ok(self.index.row_of(id).map(|row| {
             let mut out = String::new();
             write_record(&mut out, &self.index, row);
@@ -982,7 +982,6 @@ impl Store {
     /// Records under `scope_prefix`, newest `created_ts` first (then latest
     /// insertion first), paged.
     pub fn list(&mut self, scope_prefix: Option<&str>, limit: u32, offset: u32) -> Result<String, MemError> {
-        self.sync()?;
         let index = &self.index;
         let mut rows = Filter::scope(scope_prefix).rows(index);
         let newest_first = |a: &usize, b: &usize| {
@@ -1007,7 +1006,6 @@ impl Store {
     /// `{"record_count", "categories", "oldest", "newest", "child_scopes"}`
     /// for `scope` and everything below it.
     pub fn scope_info(&mut self, scope: &str) -> Result<String, MemError> {
-        self.sync()?;
         let index = &self.index;
         let prefix = scope.trim_end_matches('/');
         let child_prefix = format!("{prefix}/");
@@ -1063,7 +1061,6 @@ impl Store {
 
     /// The immediate child scopes of `parent`, sorted.
     pub fn list_scopes(&mut self, parent: &str) -> Result<String, MemError> {
-        self.sync()?;
         let prefix = format!("{}/", parent.trim_end_matches('/'));
         let mut children: BTreeSet<&str> = BTreeSet::new();
         for r in self.index.records() {
@@ -1088,7 +1085,6 @@ impl Store {
     /// `{category: number of records having it}` under `scope_prefix`,
     /// keys sorted.
     pub fn list_categories(&mut self, scope_prefix: Option<&str>) -> Result<String, MemError> {
-        self.sync()?;
         let filter = Filter::scope(scope_prefix);
         let matcher = filter.matcher(&self.index);
         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
@@ -1120,7 +1116,6 @@ impl Store {
 
     /// How many records lie under `scope_prefix` (all when absent or `/`).
     pub fn count(&mut self, scope_prefix: Option<&str>) -> Result<u64, MemError> {
-        self.sync()?;
         let filter = Filter::scope(scope_prefix);
         if filter.is_empty() {
             return Ok(self.index.len() as u64);
@@ -1162,12 +1157,17 @@ impl Store {
         Ok(u32::try_from(rows.len()).unwrap_or(u32::MAX))
     }
 
-    /// The store's vector dimension, if one has been saved. (Reloads first
-    /// when another process wrote; on a storage error the last known value is
-    /// returned.)
+    /// The store's vector dimension, if one has been saved.
     pub fn dimension(&mut self) -> Option<u32> {
-        let _ = self.sync();
         self.index.dim().and_then(|d| u32::try_from(d).ok())
+    }
+
+    /// Reloads the index when another connection committed since it was
+    /// loaded; returns whether it did.
+    pub fn refresh(&mut self) -> Result<bool, MemError> {
+        let loads = self.loads;
+        self.sync()?;
+        Ok(self.loads != loads)
     }
 
     #[cfg(test)]
@@ -1237,6 +1237,10 @@ mod component {
 
         fn get(&self, id: String) -> Result<Option<String>, Error> {
             self.with(|s| s.get(&id))
+        }
+
+        fn refresh(&self) -> Result<bool, Error> {
+            self.with(|s| s.refresh())
         }
 
         fn list(&self, scope_prefix: Option<String>, limit: u32, offset: u32) -> Result<String, Error> {

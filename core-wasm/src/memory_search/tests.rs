@@ -593,18 +593,23 @@ fn data_version_reload_between_two_stores() {
     s1.delete("{\"ids\":[\"a2\"]}").unwrap();
     assert_eq!(s1.count(None).unwrap(), 1);
     assert_eq!(s1.loads, 1, "a store's own writes do not reload it");
+    assert!(!s1.refresh().unwrap());
+    assert_eq!(s2.count(None).unwrap(), 0, "reads serve the index until a refresh");
+    assert!(s2.refresh().unwrap());
     assert_eq!(s2.count(None).unwrap(), 1);
     assert_eq!(s2.loads, 2, "another connection's writes do");
-    assert_eq!(s2.count(None).unwrap(), 1);
+    assert!(!s2.refresh().unwrap());
     assert_eq!(s2.loads, 2);
     assert_eq!(s2.dimension(), Some(2));
     assert_eq!(ids_of(&s2.search_text("alpha", "{}", 5).unwrap()), ["a"]);
     // s2 writes; s1 sees it and keeps its own write order.
     save(&mut s2, &[rec("b", "beta", "/", &[], 2.0, Some(&[1.0, 0.0]))]);
+    assert!(s1.refresh().unwrap());
     assert_eq!(ids_of(&search(&mut s1, &[1.0, 0.0], "{}", 5)), ["a", "b"]);
     // A write validates against the other's dimension.
     s2.reset(None).unwrap();
     save(&mut s2, &[rec("c", "", "/", &[], 3.0, Some(&[1.0, 0.0, 0.0]))]);
+    s1.refresh().unwrap();
     assert_eq!(s1.get("a").unwrap(), None);
     save(&mut s1, &[rec("d", "", "/", &[], 4.0, Some(&[0.0, 0.0, 1.0]))]);
     assert_eq!(
@@ -612,8 +617,10 @@ fn data_version_reload_between_two_stores() {
         Err(MemError::DimensionMismatch { stored: 3, given: 1 })
     );
     s2.touch("[\"d\"]", "by-s2").unwrap();
+    assert!(s1.refresh().unwrap());
     assert!(s1.get("d").unwrap().unwrap().contains("by-s2"));
     assert_eq!(s2.delete("{\"ids\":[\"c\"]}").unwrap(), 1);
+    assert!(s1.refresh().unwrap());
     assert_eq!(ids_of(&s1.list(None, 10, 0).unwrap()), ["d"]);
     s1.check();
     s2.check();
