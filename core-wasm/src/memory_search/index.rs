@@ -89,10 +89,8 @@ pub struct Index {
     /// `len() * dim` int8 values: each row quantised with its own scale
     /// (see [`kernel::quantize`]), scanned first to bound the distances.
     qvectors: Vec<i8>,
-    /// Each row's quantisation scale, `sum q_i^2` and residual bound.
-    qscale: Vec<f32>,
-    qsq: Vec<u32>,
-    qerr: Vec<f64>,
+    /// Each row's quantisation parameters.
+    qcodes: Vec<kernel::Quantized>,
     /// Insertion sequence number of each row.
     seqs: Vec<i64>,
     /// Each row's scope id and `created_ts`, next to each other in memory
@@ -207,9 +205,7 @@ impl Index {
             reserve_total(&mut self.qvectors, floats, "the quantised vectors")?;
         }
         reserve_total(&mut self.norms, rows, "the vector norms")?;
-        reserve_total(&mut self.qscale, rows, "the vector norms")?;
-        reserve_total(&mut self.qsq, rows, "the vector norms")?;
-        reserve_total(&mut self.qerr, rows, "the vector norms")?;
+        reserve_total(&mut self.qcodes, rows, "the vector norms")?;
         reserve_total(&mut self.seqs, rows, "the records")?;
         reserve_total(&mut self.scope_of, rows, "the records")?;
         reserve_total(&mut self.created_ts, rows, "the records")?;
@@ -227,9 +223,7 @@ impl Index {
         self.vectors.resize(self.len() * dim, 0.0);
         self.qvectors.clear();
         self.qvectors.resize(self.len() * dim, 0);
-        self.qscale.fill(0.0);
-        self.qsq.fill(0);
-        self.qerr.fill(0.0);
+        self.qcodes.fill(kernel::Quantized::default());
     }
 
     /// The int8 copy of `row` (empty while the dimension is unknown).
@@ -240,32 +234,21 @@ impl Index {
         }
     }
 
-    /// `(scale, sum q_i^2, residual bound)` of `row`'s int8 copy.
-    pub fn qparams(&self, row: usize) -> (f32, u32, f64) {
-        (self.qscale[row], self.qsq[row], self.qerr[row])
+    /// The quantisation parameters of `row`'s int8 copy.
+    pub fn qcode(&self, row: usize) -> &kernel::Quantized {
+        &self.qcodes[row]
     }
 
     /// Quantises `embedding` into the int8 row `row` (which must exist).
     fn quantize_row(&mut self, row: usize, embedding: Option<&[f32]>) {
-        let qz = match (self.dim, embedding) {
+        self.qcodes[row] = match (self.dim, embedding) {
             (Some(d), Some(e)) => kernel::quantize(e, &mut self.qvectors[row * d..(row + 1) * d]),
             (Some(d), None) => {
                 self.qvectors[row * d..(row + 1) * d].fill(0);
-                kernel::Quantized {
-                    scale: 0.0,
-                    sq: 0,
-                    err: 0.0,
-                }
+                kernel::Quantized::default()
             }
-            (None, _) => kernel::Quantized {
-                scale: 0.0,
-                sq: 0,
-                err: 0.0,
-            },
+            (None, _) => kernel::Quantized::default(),
         };
-        self.qscale[row] = qz.scale;
-        self.qsq[row] = qz.sq;
-        self.qerr[row] = qz.err;
     }
 
     /// Inserts `record`, or replaces the record with its id in place, with
@@ -300,9 +283,7 @@ impl Index {
             if let Some(d) = self.dim {
                 self.qvectors.resize(self.qvectors.len() + d, 0);
             }
-            self.qscale.push(0.0);
-            self.qsq.push(0);
-            self.qerr.push(0.0);
+            self.qcodes.push(kernel::Quantized::default());
             self.quantize_row(self.records.len(), embedding);
             self.seqs.push(seq);
             self.scope_of.push(self.scopes.acquire(&record.scope));
@@ -341,9 +322,7 @@ impl Index {
             self.qvectors.truncate(last * d);
         }
         self.norms.swap_remove(row);
-        self.qscale.swap_remove(row);
-        self.qsq.swap_remove(row);
-        self.qerr.swap_remove(row);
+        self.qcodes.swap_remove(row);
         self.seqs.swap_remove(row);
         self.scopes.release(self.scope_of.swap_remove(row));
         self.created_ts.swap_remove(row);
@@ -373,19 +352,15 @@ impl Index {
         assert_eq!(self.text.len(), n);
         assert_eq!(self.vectors.len(), n * self.dim.unwrap_or(0));
         assert_eq!(self.qvectors.len(), n * self.dim.unwrap_or(0));
-        assert_eq!((self.qscale.len(), self.qsq.len(), self.qerr.len()), (n, n, n));
+        assert_eq!(self.qcodes.len(), n);
         for row in 0..n {
             let mut q = vec![0i8; self.dim.unwrap_or(0)];
             let want = match self.embedding(row) {
                 Some(e) => kernel::quantize(e, &mut q),
-                None => kernel::Quantized {
-                    scale: 0.0,
-                    sq: 0,
-                    err: 0.0,
-                },
+                None => kernel::Quantized::default(),
             };
             assert_eq!(q, self.qvector(row));
-            assert_eq!(self.qparams(row), (want.scale, want.sq, want.err));
+            assert_eq!(*self.qcode(row), want);
         }
         assert_eq!(self.scope_of.len(), n);
         assert_eq!(self.created_ts.len(), n);

@@ -92,17 +92,20 @@ fn block_sums(a: &[[f32; BLOCK]], b: &[[f32; BLOCK]]) -> [f32; BLOCK] {
 }
 
 /// A symmetric int8 quantisation of a vector: `x ≈ scale * q`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Quantized {
     /// The scale, `max |x_i| / 127` (zero for a zero vector).
     pub scale: f32,
     /// `sum q_i^2`, exact.
     pub sq: u32,
+    /// `sum q_i`, exact: undoes the query's offset in [`QueryCode::dot`].
+    pub sum: i32,
     /// An upper bound on `|x - scale * q|` (Euclidean), in float64.
     pub err: f64,
 }
 
 /// Quantises `x` into `out` (same length) with one symmetric scale.
-pub fn quantize<T: From<i8>>(x: &[f32], out: &mut [T]) -> Quantized {
+pub fn quantize(x: &[f32], out: &mut [i8]) -> Quantized {
     let max = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let scale = max / 127.0;
     // Any rounding is sound (the residual is measured afterwards); a
@@ -112,72 +115,150 @@ pub fn quantize<T: From<i8>>(x: &[f32], out: &mut [T]) -> Quantized {
     } else {
         0.0
     };
-    let mut sq = 0u32;
+    let (mut sq, mut sum) = (0u32, 0i32);
     let mut err2 = 0.0f64;
     for (o, &v) in out.iter_mut().zip(x) {
         let qi = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
-        *o = T::from(qi);
+        *o = qi;
         sq += (i32::from(qi) * i32::from(qi)) as u32;
+        sum += i32::from(qi);
         // `qi * scale` is exact in float64 (8 + 24 significant bits).
         let r = f64::from(v) - f64::from(qi) * f64::from(scale);
         err2 += r * r;
     }
-    // Generous slack for the float64 rounding of the residual sum.
-    let err = err2.sqrt() * (1.0 + 1e-9) + f64::MIN_POSITIVE;
-    Quantized { scale, sq, err }
-}
-
-/// `sum q_i * x_i` for a query widened to i16 and an int8 row (equal
-/// lengths), exact.
-pub fn dot_i8(q: &[i16], x: &[i8]) -> i32 {
-    let n = q.len().min(x.len());
-    let (q, x) = (&q[..n], &x[..n]);
-    let (qb, qt) = q.as_chunks::<BLOCK>();
-    let (xb, xt) = x.as_chunks::<BLOCK>();
-    let mut sum = dot_blocks(qb, xb);
-    for (a, b) in qt.iter().zip(xt) {
-        sum += i32::from(*a) * i32::from(*b);
+    Quantized {
+        scale,
+        sq,
+        sum,
+        err: residual_bound(err2),
     }
-    sum
 }
 
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn dot_blocks(q: &[[i16; BLOCK]], x: &[[i8; BLOCK]]) -> i32 {
-    use core::arch::wasm32::{
-        i16x8_extend_high_i8x16, i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8, i32x4_extract_lane, i32x4_splat,
-        v128_load,
-    };
-    let mut acc0 = i32x4_splat(0);
-    let mut acc1 = i32x4_splat(0);
-    for (a, b) in q.iter().zip(x) {
-        // SAFETY: `a` is 32 bytes and `b` 16 bytes, borrowed and valid for
-        // reads; `v128_load` is an unaligned load.
-        let (xa, q0, q1) = unsafe {
-            (
-                v128_load(b.as_ptr().cast()),
-                v128_load(a.as_ptr().cast()),
-                v128_load(a.as_ptr().add(8).cast()),
-            )
+/// Generous slack for the float64 rounding of a residual's sum of squares.
+fn residual_bound(err2: f64) -> f64 {
+    err2.sqrt() * (1.0 + 1e-9) + f64::MIN_POSITIVE
+}
+
+/// The largest digit of the query's two base-126 digits (see [`QueryCode`]).
+const DIGIT: i32 = 63;
+/// The offset that makes a digit a 7-bit unsigned value.
+const OFFSET: i32 = 64;
+
+/// A query quantised to 14 bits for the int8 scan: `q ≈ scale * Q` with
+/// `Q_i = 126 * h_i + l_i` and `h_i, l_i` in `[-63, 63]`. Each digit is
+/// stored plus 64, in `[1, 127]`, the 7-bit unsigned operand of relaxed
+/// SIMD's `i32x4.relaxed_dot_i8x16_i7x16_add`, whose result every
+/// implementation then agrees on. Two such dot products per row cost little
+/// more than one and leave the query's own rounding negligible next to the
+/// row's.
+pub struct QueryCode {
+    /// Per 16-element block, the high digits then the low digits, offset.
+    blocks: Vec<[[u8; BLOCK]; 2]>,
+    /// The digits of the elements after the last whole block, not offset.
+    tail: Vec<(i32, i32)>,
+    /// `scale` above.
+    pub scale: f64,
+    /// `sum Q_i^2`, exact.
+    pub sq: f64,
+    /// An upper bound on `|q - scale * Q|` (Euclidean).
+    pub err: f64,
+}
+
+impl QueryCode {
+    pub fn new(q: &[f32]) -> QueryCode {
+        let top = 126 * DIGIT;
+        let max = q.iter().fold(0.0f64, |m, v| m.max(f64::from(v.abs())));
+        let scale = if max > 0.0 && max.is_finite() {
+            max / f64::from(top)
+        } else {
+            0.0
         };
-        acc0 = i32x4_add(acc0, i32x4_dot_i16x8(q0, i16x8_extend_low_i8x16(xa)));
-        acc1 = i32x4_add(acc1, i32x4_dot_i16x8(q1, i16x8_extend_high_i8x16(xa)));
-    }
-    let acc = i32x4_add(acc0, acc1);
-    i32x4_extract_lane::<0>(acc)
-        + i32x4_extract_lane::<1>(acc)
-        + i32x4_extract_lane::<2>(acc)
-        + i32x4_extract_lane::<3>(acc)
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn dot_blocks(q: &[[i16; BLOCK]], x: &[[i8; BLOCK]]) -> i32 {
-    let mut sum = 0i32;
-    for (a, b) in q.iter().zip(x) {
-        for j in 0..BLOCK {
-            sum += i32::from(a[j]) * i32::from(b[j]);
+        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        let mut digits = Vec::with_capacity(q.len());
+        let (mut sq, mut err2) = (0.0f64, 0.0f64);
+        for &v in q {
+            let big = (f64::from(v) * inv)
+                .round_ties_even()
+                .clamp(-f64::from(top), f64::from(top)) as i32;
+            let h = (big + DIGIT).div_euclid(126);
+            digits.push((h, big - 126 * h));
+            sq += f64::from(big) * f64::from(big);
+            let r = f64::from(v) - f64::from(big) * scale;
+            err2 += r * r;
+        }
+        let (whole, rest) = digits.as_chunks::<BLOCK>();
+        let offset = |d: i32| (d + OFFSET) as u8;
+        let blocks = whole
+            .iter()
+            .map(|b| [b.map(|(h, _)| offset(h)), b.map(|(_, l)| offset(l))])
+            .collect();
+        QueryCode {
+            blocks,
+            tail: rest.to_vec(),
+            scale,
+            sq,
+            // `big * scale` is rounded once in float64: relative 2^-53 of
+            // each term, far inside the bound's slack.
+            err: residual_bound(err2),
         }
     }
-    sum
+
+    /// `sum Q_i * x_i` for an int8 row `x` quantised with `code`, exact.
+    pub fn dot(&self, x: &[i8], code: &Quantized) -> f64 {
+        let (blocks, tail) = x.as_chunks::<BLOCK>();
+        let (hi, lo) = dot_blocks(&self.blocks, blocks);
+        // The offset added `64 * x_i` to each term of the whole blocks.
+        let tail_sum: i64 = tail.iter().map(|&v| i64::from(v)).sum();
+        let shift = i64::from(OFFSET) * (i64::from(code.sum) - tail_sum);
+        let (mut high, mut low) = (i64::from(hi) - shift, i64::from(lo) - shift);
+        for (&(h, l), &v) in self.tail.iter().zip(tail) {
+            high += i64::from(h) * i64::from(v);
+            low += i64::from(l) * i64::from(v);
+        }
+        (126 * high + low) as f64
+    }
+}
+
+/// `(sum (h_i + 64) x_i, sum (l_i + 64) x_i)` over whole blocks.
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+fn dot_blocks(q: &[[[u8; BLOCK]; 2]], x: &[[i8; BLOCK]]) -> (i32, i32) {
+    use core::arch::wasm32::{i32x4_extract_lane, i32x4_relaxed_dot_i8x16_i7x16_add, i32x4_splat, v128, v128_load};
+    let lanes = |v: v128| {
+        i32x4_extract_lane::<0>(v)
+            + i32x4_extract_lane::<1>(v)
+            + i32x4_extract_lane::<2>(v)
+            + i32x4_extract_lane::<3>(v)
+    };
+    let mut hi = i32x4_splat(0);
+    let mut lo = i32x4_splat(0);
+    for ([h, l], b) in q.iter().zip(x) {
+        // SAFETY: each operand is a borrowed 16-byte array, valid for reads;
+        // `v128_load` is an unaligned load.
+        let (xv, hv, lv) = unsafe {
+            (
+                v128_load(b.as_ptr().cast()),
+                v128_load(h.as_ptr().cast()),
+                v128_load(l.as_ptr().cast()),
+            )
+        };
+        // The second operand's lanes are in [1, 127], where the relaxed
+        // instruction is deterministic, and each pair of products fits i16.
+        hi = i32x4_relaxed_dot_i8x16_i7x16_add(xv, hv, hi);
+        lo = i32x4_relaxed_dot_i8x16_i7x16_add(xv, lv, lo);
+    }
+    (lanes(hi), lanes(lo))
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+fn dot_blocks(q: &[[[u8; BLOCK]; 2]], x: &[[i8; BLOCK]]) -> (i32, i32) {
+    let (mut hi, mut lo) = (0i32, 0i32);
+    for ([h, l], b) in q.iter().zip(x) {
+        for j in 0..BLOCK {
+            hi += i32::from(h[j]) * i32::from(b[j]);
+            lo += i32::from(l[j]) * i32::from(b[j]);
+        }
+    }
+    (hi, lo)
 }
 
 /// The Euclidean norm of `v`, in float64.

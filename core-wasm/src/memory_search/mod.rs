@@ -602,11 +602,12 @@ fn offer<T: Ord>(heap: &mut BinaryHeap<T>, k: usize, item: T) {
 /// Smallest store (rows) and dimension for which the int8 pre-scan pays.
 const QUANTIZED_MIN_ROWS: usize = 1024;
 const QUANTIZED_MIN_DIM: usize = 64;
-/// Largest dimension for the int8 pre-scan. Its dot products fit in `i32`
-/// up to 2^31 / 127^2 elements, but measured in wasmtime it only beats the
-/// float32 scan (which is then memory-bound) at moderate dimensions: 100k x
-/// 384 took 8.8 ms against 12.0 ms, while 10k x 1536 was no faster.
-const QUANTIZED_MAX_DIM: usize = 1024;
+/// Largest dimension for the int8 pre-scan, far inside where its integer
+/// sums are exact (a relaxed-SIMD `i32` lane adds `dim / 4` products of at
+/// most 127^2; `sum q_i^2` is a `u32`). With widening SIMD128 dot products,
+/// measured in wasmtime, it was no faster than the float32 scan at 10k x
+/// 1536; relaxed SIMD's dot product halved that search.
+const QUANTIZED_MAX_DIM: usize = 4096;
 
 /// Exact top-`k` by distance among rows matching `filter`, best first, as
 /// `(row, score)`.
@@ -643,10 +644,9 @@ fn vector_top_k_quantized(
     } else {
         f64::INFINITY
     };
-    let mut qq = vec![0i16; q.len()];
-    let qz = kernel::quantize(q, &mut qq);
-    let qs = f64::from(qz.scale);
-    let qa = qs * qs * f64::from(qz.sq);
+    let qz = kernel::QueryCode::new(q);
+    let qs = qz.scale;
+    let qa = qs * qs * qz.sq;
     let trivial = filter.is_empty();
     let matcher = filter.matcher(index);
     let candidates = filter.candidate_rows(index);
@@ -659,32 +659,45 @@ fn vector_top_k_quantized(
     // Float32 underflow (squares of tiny differences) is not relative error:
     // allow an absolute slack far above its worst case (~2^-149 per step).
     let tiny = q.len() as f64 * f64::powi(2.0, -120);
+    // A row whose `lo` exceeds `cut` cannot rank. `root_cut` is the `near`
+    // (see below) at which `lo` reaches `cut`, so most rows are rejected
+    // without a square root.
+    let root_of = |cut: f64| ((cut + tiny) / lo_shrink).max(0.0).sqrt();
+    let mut cut = d_cap;
+    let mut root_cut = root_of(cut);
     let mut visit = |row: usize| {
         if !trivial && !matcher.matches(row) {
             return;
         }
-        let (xs, xsq, xerr) = index.qparams(row);
-        let xs = f64::from(xs);
-        let b = xs * xs * f64::from(xsq);
-        let c = qs * xs * f64::from(kernel::dot_i8(&qq, index.qvector(row)));
+        let code = index.qcode(row);
+        let xs = f64::from(code.scale);
+        let b = xs * xs * f64::from(code.sq);
+        let c = qs * xs * qz.dot(index.qvector(row), code);
         // |q^ - x^|^2 from exact integers with a few float64 roundings.
         let d2 = qa + b - 2.0 * c;
         let slack = 1e-13 * (qa + b + 2.0 * c.abs());
-        let e = (qz.err + xerr) * (1.0 + 1e-12);
-        let near = ((d2 - slack).max(0.0).sqrt() * (1.0 - 1e-15) - e).max(0.0);
-        let far = (d2 + slack).max(0.0).sqrt() * (1.0 + 1e-15) + e;
-        let lo = near * near * lo_shrink - tiny;
-        let hi = far * far * hi_grow + tiny;
-        if lo > d_cap {
+        let e = (qz.err + code.err) * (1.0 + 1e-12);
+        // `near > root_cut`, squared, with a margin for this comparison's
+        // own rounding.
+        let reach = root_cut + e;
+        if (d2 - slack) * (1.0 - 1e-14) > reach * reach * (1.0 + 1e-9) {
             return;
         }
-        if let Some(worst) = uppers.peek() {
-            if uppers.len() >= k && lo > worst.d {
-                return;
-            }
+        let near = ((d2 - slack).max(0.0).sqrt() * (1.0 - 1e-15) - e).max(0.0);
+        let lo = near * near * lo_shrink - tiny;
+        if lo > cut {
+            return;
         }
+        let far = (d2 + slack).max(0.0).sqrt() * (1.0 + 1e-15) + e;
+        let hi = far * far * hi_grow + tiny;
         offer(&mut uppers, k, Near { d: hi, seq: 0, row });
         maybe.push((row, lo));
+        if let Some(worst) = uppers.peek() {
+            if uppers.len() >= k && worst.d < cut {
+                cut = worst.d;
+                root_cut = root_of(cut);
+            }
+        }
     };
     match candidates {
         Some(rows) => rows.into_iter().for_each(&mut visit),

@@ -774,13 +774,19 @@ fn bench_save_load_search() {
 
 #[test]
 fn quantized_scan_matches_exact_scan() {
+    // Whole 16-element blocks only, and blocks plus a tail.
+    for dim in [96, 101] {
+        quantized_scan_matches_exact_scan_at(dim);
+    }
+}
+
+fn quantized_scan_matches_exact_scan_at(dim: usize) {
     let (dir, mut store) = open_temp("quantized");
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (seed >> 33) as f64 / (1u64 << 31) as f64
     };
-    let dim = 96;
     let mut vectors: Vec<Vec<f32>> = Vec::new();
     let mut recs = Vec::new();
     for i in 0..1600 {
@@ -859,7 +865,7 @@ fn quantized_scan_matches_exact_scan() {
                         assert_eq!(
                             bits(&exact),
                             bits(&fast),
-                            "query {t}, filter {f}, k {k}, min {min_score}"
+                            "dim {dim}, query {t}, filter {f}, k {k}, min {min_score}"
                         );
                         assert_eq!(bits(&vector_top_k(&s.index, &q, &filter, k, min_score)), bits(&exact));
                         compared += 1;
@@ -889,9 +895,24 @@ fn quantize_bounds_hold() {
             .sum::<f64>()
             .sqrt();
         assert!(r <= z.err);
-        let wide: Vec<i16> = q.iter().map(|&v| i16::from(v)).collect();
         let dot: i64 = q.iter().map(|&v| i64::from(v) * i64::from(v)).sum();
-        assert_eq!(i64::from(kernel::dot_i8(&wide, &q)), dot);
         assert_eq!(i64::from(z.sq), dot);
+        assert_eq!(i64::from(z.sum), q.iter().map(|&v| i64::from(v)).sum::<i64>());
+        // The query's 14-bit code: its residual bound holds, and its dot
+        // product with the row's int8 copy is exact.
+        let y: Vec<f32> = (0..dim).map(|_| next() * 5.0).collect();
+        let code = kernel::QueryCode::new(&y);
+        let big: Vec<f64> = y.iter().map(|&v| (f64::from(v) / code.scale).round()).collect();
+        let ry: f64 = y
+            .iter()
+            .zip(&big)
+            .map(|(a, b)| (f64::from(*a) - b * code.scale).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(ry <= code.err, "dim {dim}: {ry} > {}", code.err);
+        assert!(code.err <= 1e-3 * kernel::norm(&y), "dim {dim}: {}", code.err);
+        assert_eq!(code.sq, big.iter().map(|b| b * b).sum::<f64>());
+        let want: f64 = big.iter().zip(&q).map(|(b, &v)| b * f64::from(v)).sum();
+        assert_eq!(code.dot(&q, &z), want);
     }
 }
