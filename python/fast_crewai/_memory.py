@@ -96,7 +96,7 @@ def _pack_vector(vector: Iterable[float]) -> str:
 
 
 def _unpack_vector(text: str) -> list[float]:
-    packed = array("f", base64.b64decode(text))
+    packed = array("f", bytes.fromhex(text))
     if sys.byteorder == "big":
         packed.byteswap()
     return packed.tolist()

@@ -648,7 +648,7 @@ class _Table:
     def embedding(self, row: int) -> str | None:
         if not self.records[row].has_embedding:
             return None
-        return base64.b64encode(self.vectors[row].tobytes()).decode("ascii")
+        return self.vectors[row].astype("<f4").tobytes().hex()
 
     def record_json(self, row: int) -> str:
         r = self.records[row]

@@ -98,7 +98,9 @@ def _source_rows(table: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
 def _differences(expected: dict[str, Any], stored: str | None) -> list[str]:
     if stored is None:
         return ["missing"]
-    want = record_from_wire(expected)
+    # The store returns embeddings as hex, not the base64 it is given.
+    embedding = expected["embedding"]
+    want = record_from_wire({**expected, "embedding": embedding and base64.b64decode(embedding).hex()})
     got = record_from_wire(json.loads(stored))
     return [name for name in want.model_fields if getattr(want, name) != getattr(got, name)]
 

@@ -34,9 +34,17 @@ impl Drop for TempDir {
 }
 
 fn b64(v: &[f32]) -> String {
-    let mut s = String::new();
-    encode_vector(&mut s, v);
-    s.trim_matches('"').to_owned()
+    use base64::Engine;
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// How the store writes a vector it returns.
+fn hex(v: &[f32]) -> String {
+    v.iter()
+        .flat_map(|x| x.to_le_bytes())
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn jstr(s: &str) -> String {
@@ -129,7 +137,7 @@ fn save_get_roundtrip_exact() {
          \"importance\":1.0,\"created_at\":\"2026-01-01T00:00:00\",\"created_ts\":1767225600.0,\
          \"last_accessed\":\"2026-01-02T00:00:00\",\"source\":\"agent\",\"private\":true,\
          \"embedding\":\"{}\"}}",
-        b64(&emb)
+        hex(&emb)
     );
     assert_eq!(s.get("r1").unwrap().unwrap(), expected);
     assert_eq!(s.get("nope").unwrap(), None);
