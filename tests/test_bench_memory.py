@@ -46,8 +46,10 @@ def test_small_run_reports_every_store_and_exact_recall(monkeypatch: pytest.Monk
     for name in ("ours", "lancedb", "numpy"):
         assert point[name]["save_records_per_s"] > 0
         assert 0 < point[name]["search"]["p50_ms"] <= point[name]["search"]["p95_ms"]
+        assert 0 < point[name]["save_one"]["p50_ms"] <= point[name]["save_one"]["p95_ms"]
     assert point["ours"]["reopen_ms"] > 0 and point["lancedb"]["reopen_ms"] > 0
     assert point["ours"]["lexical"]["p50_ms"] > 0
     assert point["ratios"]["search_lancedb_over_ours"] > 0
+    assert point["ratios"]["save_one_lancedb_over_ours"] > 0
     recall = next(t for t in result["targets"] if t["name"].startswith("recall@10"))
     assert recall["verdict"] == "met"
