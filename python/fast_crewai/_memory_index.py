@@ -61,6 +61,8 @@ U32_MAX = (1 << 32) - 1
 #: The most vector data a store may hold (the core's limit: its 4 GiB linear
 #: memory also holds the records, the text index and SQLite).
 MAX_VECTOR_BYTES = 3 << 30
+# Per vector element: the float32 value and the core's int8 copy of it.
+BYTES_PER_ELEMENT = 5
 #: BM25 parameters, as in the core.
 K1 = 1.2
 B = 0.75
@@ -594,9 +596,9 @@ class _Table:
         return len(self.records)
 
     def check_capacity(self, rows: int, dim: int | None) -> None:
-        if dim is not None and rows * dim * 4 > MAX_VECTOR_BYTES:
+        if dim is not None and rows * dim * BYTES_PER_ELEMENT > MAX_VECTOR_BYTES:
             raise StoreCapacityError(
-                f"{rows} vectors of dimension {dim} need {rows * dim * 4} bytes, over the store's "
+                f"{rows} vectors of dimension {dim} need {rows * dim * BYTES_PER_ELEMENT} bytes, over the store's "
                 f"limit of {MAX_VECTOR_BYTES}"
             )
 
