@@ -180,7 +180,7 @@ def test_ties_and_near_ties_rank_identically(directory: Path) -> None:
 
 @pytest.mark.parametrize("dim", [100, 384])
 def test_stores_past_the_int8_prescan_threshold_rank_identically(directory: Path, dim: int) -> None:
-    """From 1024 rows the core bounds distances with an int8 scan (relaxed
+    """From 256 rows the core bounds distances with an int8 scan (relaxed
     SIMD) before rescoring exactly; the reference always scans exactly. Ties,
     near-duplicates, a tail after the last 16-element block (dim 100) and
     filters must not tell them apart."""

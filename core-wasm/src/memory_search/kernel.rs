@@ -229,11 +229,30 @@ fn dot_blocks(q: &[[[u8; BLOCK]; 2]], x: &[[i8; BLOCK]]) -> (i32, i32) {
             + i32x4_extract_lane::<2>(v)
             + i32x4_extract_lane::<3>(v)
     };
-    let mut hi = i32x4_splat(0);
-    let mut lo = i32x4_splat(0);
-    for ([h, l], b) in q.iter().zip(x) {
-        // SAFETY: each operand is a borrowed 16-byte array, valid for reads;
-        // `v128_load` is an unaligned load.
+    use core::arch::wasm32::i32x4_add;
+    const LANES: usize = 4;
+    let mut hi = [i32x4_splat(0); LANES];
+    let mut lo = [i32x4_splat(0); LANES];
+    let (q4, q_rest) = q.as_chunks::<LANES>();
+    let (x4, x_rest) = x.as_chunks::<LANES>();
+    for (qs, xs) in q4.iter().zip(x4) {
+        for k in 0..LANES {
+            let ([h, l], b) = (&qs[k], &xs[k]);
+            // SAFETY: each operand is a borrowed 16-byte array, valid for
+            // reads; `v128_load` is an unaligned load.
+            let (xv, hv, lv) = unsafe {
+                (
+                    v128_load(b.as_ptr().cast()),
+                    v128_load(h.as_ptr().cast()),
+                    v128_load(l.as_ptr().cast()),
+                )
+            };
+            hi[k] = i32x4_relaxed_dot_i8x16_i7x16_add(xv, hv, hi[k]);
+            lo[k] = i32x4_relaxed_dot_i8x16_i7x16_add(xv, lv, lo[k]);
+        }
+    }
+    for ([h, l], b) in q_rest.iter().zip(x_rest) {
+        // SAFETY: as above.
         let (xv, hv, lv) = unsafe {
             (
                 v128_load(b.as_ptr().cast()),
@@ -241,11 +260,13 @@ fn dot_blocks(q: &[[[u8; BLOCK]; 2]], x: &[[i8; BLOCK]]) -> (i32, i32) {
                 v128_load(l.as_ptr().cast()),
             )
         };
-        // The second operand's lanes are in [1, 127], where the relaxed
-        // instruction is deterministic, and each pair of products fits i16.
-        hi = i32x4_relaxed_dot_i8x16_i7x16_add(xv, hv, hi);
-        lo = i32x4_relaxed_dot_i8x16_i7x16_add(xv, lv, lo);
+        hi[0] = i32x4_relaxed_dot_i8x16_i7x16_add(xv, hv, hi[0]);
+        lo[0] = i32x4_relaxed_dot_i8x16_i7x16_add(xv, lv, lo[0]);
     }
+    let (hi, lo) = (
+        i32x4_add(i32x4_add(hi[0], hi[1]), i32x4_add(hi[2], hi[3])),
+        i32x4_add(i32x4_add(lo[0], lo[1]), i32x4_add(lo[2], lo[3])),
+    );
     (lanes(hi), lanes(lo))
 }
 
