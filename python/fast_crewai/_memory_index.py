@@ -650,7 +650,8 @@ class _Table:
     def embedding(self, row: int) -> str | None:
         if not self.records[row].has_embedding:
             return None
-        return self.vectors[row].astype("<f4").tobytes().hex()
+        vector: Vector = self.vectors[row].astype("<f4")
+        return vector.tobytes().hex()
 
     def record_json(self, row: int) -> str:
         r = self.records[row]
