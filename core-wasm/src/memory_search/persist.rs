@@ -196,7 +196,13 @@ pub fn put(tx: &Transaction<'_>, record: &Record, embedding: Option<&[f32]>) -> 
     }
     categories.push(']');
     let metadata = json::to_string(&record.metadata);
-    let blob: Option<Vec<u8>> = embedding.map(|e| e.iter().flat_map(|x| x.to_le_bytes()).collect());
+    let blob: Option<Vec<u8>> = embedding.map(|e| {
+        let mut bytes = Vec::with_capacity(e.len() * 4);
+        for x in e {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        bytes
+    });
     tx.prepare_cached(
         "INSERT OR REPLACE INTO memories (id, content, scope, categories, metadata, \
          importance, created_at, created_ts, last_accessed, source, private, embedding) \

@@ -898,8 +898,12 @@ fn quantize_bounds_hold() {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((seed >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32
     };
-    for dim in [1usize, 15, 16, 17, 384, 1536] {
-        let x: Vec<f32> = (0..dim).map(|_| next() * 3.0).collect();
+    // Float32's own range too: the residual is measured in float32.
+    for (dim, magnitude) in [1usize, 15, 16, 17, 384, 1536]
+        .into_iter()
+        .flat_map(|d| [(d, 3.0f32), (d, 1e-36), (d, 1e36)])
+    {
+        let x: Vec<f32> = (0..dim).map(|_| next() * magnitude).collect();
         let mut q = vec![0i8; dim];
         let z = kernel::quantize(&x, &mut q);
         let r: f64 = x
