@@ -778,8 +778,9 @@ class PythonMemoryIndex(_Guarded):
         (mode,) = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
         if str(mode).lower() not in ("delete", "memory"):
             raise StorageFailure(f"could not switch the journal to DELETE mode (it is {mode})")
-        # 16 KiB pages keep a 1536- or 3072-dimensional vector on its leaf page.
-        conn.execute("PRAGMA page_size=16384")
+        # The core's page size (see its persist.rs): a file either backend
+        # creates is laid out alike.
+        conn.execute("PRAGMA page_size=32768")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA cache_size=-16384")
         conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
