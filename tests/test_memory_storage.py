@@ -114,6 +114,22 @@ def test_save_and_get_record_round_trip_every_field(filled: AcceleratedMemorySto
     assert filled.get_record("missing") is None
 
 
+def test_records_read_back_are_ordinary_models(filled: AcceleratedMemoryStorage) -> None:
+    """Records come back without pydantic's validation: they must still
+    behave as model_construct'd (and validated) ones do."""
+    (got, _), *_ = filled.search([0.9, 0.1, 0.0], limit=1)
+    built = MemoryRecord.model_construct(**{name: getattr(got, name) for name in MemoryRecord.model_fields})
+    assert got == built and got.__dict__ == built.__dict__
+    assert got.__pydantic_fields_set__ == built.__pydantic_fields_set__
+    # (model_dump leaves the embedding out: CrewAI excludes it.)
+    assert MemoryRecord.model_validate({**got.model_dump(), "embedding": got.embedding}) == got
+    assert got.model_dump_json() == built.model_dump_json()
+    changed = got.model_copy(update={"content": "changed"})
+    assert changed.content == "changed" and got.content != "changed"
+    got.importance = 0.25
+    assert got.importance == 0.25 and built.importance != 0.25
+
+
 def test_aware_datetimes_keep_their_offset(store: AcceleratedMemoryStorage) -> None:
     moment = datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
     record = MemoryRecord(id="tz", content="c", created_at=moment, last_accessed=moment, embedding=[1.0])

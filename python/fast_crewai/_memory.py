@@ -35,7 +35,7 @@ import os
 import sys
 import weakref
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -129,22 +129,78 @@ def record_to_wire(record: MemoryRecord) -> str:
     return f'{fields[:-1]},"embedding":"{_pack_vector(embedding)}"}}'
 
 
+def _record_builder() -> Callable[[dict[str, Any]], MemoryRecord]:
+    """What builds a ``MemoryRecord`` from a complete dict of its fields,
+    unvalidated: ``model_construct``, or, when pydantic lays the model out as
+    it does today (checked here on a sample against ``model_construct``
+    itself), the same object without ``model_construct``'s per-call
+    bookkeeping, about 6x cheaper; a search builds up to ``limit`` records."""
+
+    def construct(fields: dict[str, Any]) -> MemoryRecord:
+        return MemoryRecord.model_construct(**fields)
+
+    if MemoryRecord.__private_attributes__ or MemoryRecord.model_config.get("extra") == "allow":
+        return construct
+    every_field = frozenset(MemoryRecord.model_fields)
+    new, set_attribute = MemoryRecord.__new__, object.__setattr__
+
+    def assemble(fields: dict[str, Any]) -> MemoryRecord:
+        record = new(MemoryRecord)
+        set_attribute(record, "__dict__", fields)
+        set_attribute(record, "__pydantic_fields_set__", set(every_field))
+        set_attribute(record, "__pydantic_extra__", None)
+        set_attribute(record, "__pydantic_private__", None)
+        return record
+
+    moment = datetime(2026, 1, 1)
+    sample = {
+        "id": "x",
+        "content": "c",
+        "scope": "/s",
+        "categories": ["a"],
+        "metadata": {"k": 1},
+        "importance": 0.5,
+        "created_at": moment,
+        "last_accessed": moment,
+        "embedding": [1.0],
+        "source": None,
+        "private": False,
+    }
+    expected, got = construct(dict(sample)), assemble(dict(sample))
+    same = (
+        list(sample) == list(MemoryRecord.model_fields)
+        and expected == got
+        and expected.__dict__ == got.__dict__
+        and expected.__pydantic_fields_set__ == got.__pydantic_fields_set__
+        and expected.__pydantic_extra__ == got.__pydantic_extra__
+        and expected.__pydantic_private__ == got.__pydantic_private__
+        and expected.model_dump() == got.model_dump()
+    )
+    return assemble if same else construct
+
+
+_build_record = _record_builder()
+
+
 def record_from_wire(item: dict[str, Any]) -> MemoryRecord:
     """A ``MemoryRecord`` from the contract's JSON object. The store only
     holds records it validated, so pydantic's validation is skipped."""
     embedding = item["embedding"]
-    return MemoryRecord.model_construct(
-        id=item["id"],
-        content=item["content"],
-        scope=item["scope"],
-        categories=item["categories"],
-        metadata=item["metadata"],
-        importance=item["importance"],
-        created_at=_parse_datetime(item["created_at"]),
-        last_accessed=_parse_datetime(item["last_accessed"]),
-        embedding=None if embedding is None else _unpack_vector(embedding),
-        source=item["source"],
-        private=item["private"],
+    # In the model's field order, as model_construct would lay them out.
+    return _build_record(
+        {
+            "id": item["id"],
+            "content": item["content"],
+            "scope": item["scope"],
+            "categories": item["categories"],
+            "metadata": item["metadata"],
+            "importance": item["importance"],
+            "created_at": _parse_datetime(item["created_at"]),
+            "last_accessed": _parse_datetime(item["last_accessed"]),
+            "embedding": None if embedding is None else _unpack_vector(embedding),
+            "source": item["source"],
+            "private": item["private"],
+        }
     )
 
 
