@@ -57,6 +57,7 @@ PIP_PACKAGES = {
     "numpy": "numpy",
     "orjson": "orjson",
     "hypothesis": "hypothesis",
+    "bm25s": "bm25s>=0.3,<0.4",
     "pytest": "pytest",
     "pytest-timeout": "pytest-timeout",
     "ruff": "ruff",

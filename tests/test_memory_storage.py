@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -179,6 +180,40 @@ def test_search_text_is_bm25_over_content(store: AcceleratedMemoryStorage) -> No
     assert ids(store.search_text("lyon", limit=1)) == ["r"]
     assert store.search_text("absent words") == []
     assert store.search_text("lyon", limit=0) == []
+
+
+@pytest.mark.parametrize("query", ["lyon", "frozen lyon", "Oslo robotics food", "été café", "x42 zeta", "nothing"])
+def test_search_text_ranks_like_bm25s(store: AcceleratedMemoryStorage, query: str) -> None:
+    """Scores against an independent BM25 (bm25s, Lucene's variant, same k1
+    and b) on the same corpus and tokens. Lucene has dropped BM25's constant
+    (k1 + 1) factor, which changes no ranking: ours is (k1 + 1) times it."""
+    import random
+
+    import bm25s
+
+    rng = random.Random(7)
+    vocabulary = ["lyon", "oslo", "acme", "robotics", "frozen", "food", "ships", "across", "été", "café", "x42"]
+    vocabulary += ["zeta", "alpha", "beta", "gamma"]
+    contents = []
+    for _ in range(300):
+        words = rng.choices(vocabulary, weights=range(len(vocabulary), 0, -1), k=rng.randint(1, 12))
+        cased = [w.upper() if rng.random() < 0.2 else w.capitalize() if rng.random() < 0.2 else w for w in words]
+        contents.append(rng.choice([" ", ", ", "-", "; "]).join(cased) + rng.choice(["", ".", "!"]))
+    store.save([rec(f"d{i}", None, content=text) for i, text in enumerate(contents)])
+
+    def tokens(text: str) -> list[str]:
+        # Maximal runs of letters and digits, lowercased: the store's rule.
+        return re.findall(r"[^\W_]+", text.lower())
+
+    reference = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
+    reference.index([tokens(text) for text in contents], show_progress=False)
+    expected = {f"d{i}": 2.2 * float(score) for i, score in enumerate(reference.get_scores(tokens(query)))}
+    hits = store.search_text(query, limit=50)
+    matching = sorted((score for score in expected.values() if score > 0), reverse=True)
+    assert len(hits) == min(50, len(matching))
+    for record, score in hits:
+        assert score == pytest.approx(expected[record.id], rel=1e-6)  # bm25s scores in float32
+    assert [score for _, score in hits] == pytest.approx(matching[: len(hits)], rel=1e-6)
 
 
 def test_delete_by_each_criterion(filled: AcceleratedMemoryStorage) -> None:
