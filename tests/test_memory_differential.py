@@ -8,6 +8,8 @@ import base64
 import itertools
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,16 +121,22 @@ def assert_same(name: str, core: tuple[str, Any], reference: tuple[str, Any]) ->
         assert core == reference
 
 
-def fresh(directory: Path) -> tuple[WasmMemoryIndex, PythonMemoryIndex]:
+@contextmanager
+def fresh(directory: Path) -> Iterator[tuple[WasmMemoryIndex, PythonMemoryIndex]]:
+    """A new store on each backend, closed afterwards."""
     n = next(_names)
-    return WasmMemoryIndex(directory / f"core{n}.db"), PythonMemoryIndex(directory / f"reference{n}.db")
+    core, reference = WasmMemoryIndex(directory / f"core{n}.db"), PythonMemoryIndex(directory / f"reference{n}.db")
+    try:
+        yield core, reference
+    finally:
+        core.close()
+        reference.close()
 
 
 @SETTINGS
 @given(data=st.data(), dim=st.sampled_from([1, 3, 16, 17, 35]))
 def test_random_calls_agree(directory: Path, data: st.DataObject, dim: int) -> None:
-    core, reference = fresh(directory)
-    try:
+    with fresh(directory) as (core, reference):
         for op in data.draw(st.lists(operations(dim), min_size=1, max_size=12)):
             name, args = op[0], op[1:]
             assert_same(name, outcome(core, name, args), outcome(reference, name, args))
@@ -142,9 +150,13 @@ def test_random_calls_agree(directory: Path, data: st.DataObject, dim: int) -> N
         finally:
             for index in crossed:
                 index.close()
-    finally:
-        core.close()
-        reference.close()
+
+
+def vector_item(i: int, vector: Any, **fields: Any) -> dict[str, Any]:
+    """Record ``r{i}`` with this vector and little else."""
+    return {"id": f"r{i}", "content": "x", "created_at": "t", "created_ts": float(i), **fields} | {
+        "embedding": packed(list(vector))
+    }
 
 
 def test_ties_and_near_ties_rank_identically(directory: Path) -> None:
@@ -158,24 +170,12 @@ def test_ties_and_near_ties_rank_identically(directory: Path) -> None:
         vector[i % 64] = np.nextafter(vector[i % 64], np.float32(np.inf) if i % 2 else np.float32(-np.inf))
         if i % 5 == 0:
             vector = base.copy()
-        items.append(
-            {
-                "id": f"r{i}",
-                "content": "x",
-                "created_at": "t",
-                "created_ts": float(i),
-                "embedding": packed(list(vector)),
-            }
-        )
-    core, reference = fresh(directory)
-    try:
+        items.append(vector_item(i, vector))
+    with fresh(directory) as (core, reference):
         for index in (core, reference):
             index.save(json.dumps(items))
         query = packed(list(base + np.float32(1e-3)))
         assert core.search(query, "{}", 300, 0.0) == reference.search(query, "{}", 300, 0.0)
-    finally:
-        core.close()
-        reference.close()
 
 
 @pytest.mark.parametrize("dim", [100, 384])
@@ -194,19 +194,8 @@ def test_stores_past_the_int8_prescan_threshold_rank_identically(directory: Path
             vector = base[i % 40] + rng.normal(scale=1e-4, size=dim).astype("<f4")
         else:
             vector = rng.normal(size=dim).astype("<f4") * np.float32(10.0 ** rng.integers(-3, 3))
-        items.append(
-            {
-                "id": f"r{i}",
-                "content": "x",
-                "scope": f"/s/{i % 4}",
-                "categories": [f"c{i % 3}"],
-                "created_at": "t",
-                "created_ts": float(i),
-                "embedding": packed(list(vector)),
-            }
-        )
-    core, reference = fresh(directory)
-    try:
+        items.append(vector_item(i, vector, scope=f"/s/{i % 4}", categories=[f"c{i % 3}"]))
+    with fresh(directory) as (core, reference):
         for index in (core, reference):
             index.save(json.dumps(items))
         queries = [base[0], base[7] + np.float32(1e-3), rng.normal(size=dim).astype("<f4"), np.zeros(dim, "<f4")]
@@ -214,9 +203,6 @@ def test_stores_past_the_int8_prescan_threshold_rank_identically(directory: Path
             for flt in ("{}", '{"scope_prefix": "/s/1"}', '{"categories": ["c2"]}'):
                 for limit, min_score in ((10, 0.0), (57, 0.0), (5, 0.5)):
                     assert core.search(query, flt, limit, min_score) == reference.search(query, flt, limit, min_score)
-    finally:
-        core.close()
-        reference.close()
 
 
 JUNK = st.one_of(
@@ -232,8 +218,7 @@ JUNK = st.one_of(
 @SETTINGS
 @given(records_text=JUNK, filter_text=JUNK)
 def test_malformed_input_is_refused_alike(directory: Path, records_text: str, filter_text: str) -> None:
-    core, reference = fresh(directory)
-    try:
+    with fresh(directory) as (core, reference):
         for name, args in [
             ("save", (records_text,)),
             ("delete", (filter_text,)),
@@ -242,9 +227,6 @@ def test_malformed_input_is_refused_alike(directory: Path, records_text: str, fi
             ("count", (None,)),
         ]:
             assert outcome(core, name, args) == outcome(reference, name, args)
-    finally:
-        core.close()
-        reference.close()
 
 
 @pytest.mark.parametrize(
@@ -264,21 +246,13 @@ def test_malformed_input_is_refused_alike(directory: Path, records_text: str, fi
     ],
 )
 def test_each_kind_of_bad_record_is_refused_by_both(directory: Path, text: str) -> None:
-    core, reference = fresh(directory)
-    try:
+    with fresh(directory) as (core, reference):
         assert outcome(core, "save", (text,)) == outcome(reference, "save", (text,)) == ("error", "InvalidRecordError")
         assert core.count(None) == reference.count(None) == 0
-    finally:
-        core.close()
-        reference.close()
 
 
 @pytest.mark.parametrize("arg", ["lone \ud800 surrogate", "\udfff"])
 def test_lone_surrogates_in_plain_arguments_are_invalid_input(directory: Path, arg: str) -> None:
-    core, reference = fresh(directory)
-    try:
+    with fresh(directory) as (core, reference):
         for name, args in [("get", (arg,)), ("count", (arg,)), ("search_text", (arg, "{}", 3)), ("scope_info", (arg,))]:
             assert outcome(core, name, args) == outcome(reference, name, args) == ("error", "InvalidRecordError")
-    finally:
-        core.close()
-        reference.close()
