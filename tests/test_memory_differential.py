@@ -154,9 +154,8 @@ def test_random_calls_agree(directory: Path, data: st.DataObject, dim: int) -> N
 
 def vector_item(i: int, vector: Any, **fields: Any) -> dict[str, Any]:
     """Record ``r{i}`` with this vector and little else."""
-    return {"id": f"r{i}", "content": "x", "created_at": "t", "created_ts": float(i), **fields} | {
-        "embedding": packed(list(vector))
-    }
+    embedding = packed(list(vector))
+    return {"id": f"r{i}", "content": "x", "created_at": "t", "created_ts": float(i), "embedding": embedding, **fields}
 
 
 def test_ties_and_near_ties_rank_identically(directory: Path) -> None:
