@@ -659,6 +659,8 @@ fn vector_top_k_quantized(
     let qz = kernel::QueryCode::new(q);
     let qs = qz.scale;
     let qa = qs * qs * qz.sq;
+    let qs_high = 126.0 * qs;
+    let qa_high = qs_high * qs_high * qz.high_sq;
     let trivial = filter.is_empty();
     let matcher = filter.matcher(index);
     let candidates = filter.candidate_rows(index);
@@ -682,17 +684,32 @@ fn vector_top_k_quantized(
             return;
         }
         let code = index.qcode(row);
+        let x = index.qvector(row);
         let xs = f64::from(code.scale);
         let b = xs * xs * f64::from(code.sq);
-        let c = qs * xs * qz.dot(index.qvector(row), code);
-        // |q^ - x^|^2 from exact integers with a few float64 roundings.
+        // For a code q^ of the query, |q^ - x^|^2 from exact integers with a
+        // few float64 roundings is `d2` within `slack`; the row cannot rank
+        // when `near > root_cut` (see below), i.e. when this holds, squared
+        // and with a margin for the comparison's own rounding.
+        let beyond = |d2: f64, slack: f64, e: f64| {
+            let reach = root_cut + e;
+            (d2 - slack) * (1.0 - 1e-14) > reach * reach * (1.0 + 1e-9)
+        };
+        // The coarse code first: one dot product rules out most rows.
+        let high = qz.dot_high(x, code);
+        let c = qs_high * xs * high as f64;
+        if beyond(
+            qa_high + b - 2.0 * c,
+            1e-13 * (qa_high + b + 2.0 * c.abs()),
+            (qz.high_err + code.err) * (1.0 + 1e-12),
+        ) {
+            return;
+        }
+        let c = qs * xs * qz.dot(x, code, high);
         let d2 = qa + b - 2.0 * c;
         let slack = 1e-13 * (qa + b + 2.0 * c.abs());
         let e = (qz.err + code.err) * (1.0 + 1e-12);
-        // `near > root_cut`, squared, with a margin for this comparison's
-        // own rounding.
-        let reach = root_cut + e;
-        if (d2 - slack) * (1.0 - 1e-14) > reach * reach * (1.0 + 1e-9) {
+        if beyond(d2, slack, e) {
             return;
         }
         let near = ((d2 - slack).max(0.0).sqrt() * (1.0 - 1e-15) - e).max(0.0);

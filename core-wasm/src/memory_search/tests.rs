@@ -931,6 +931,20 @@ fn quantize_bounds_hold() {
         assert!(code.err <= 1e-3 * kernel::norm(&y), "dim {dim}: {}", code.err);
         assert_eq!(code.sq, big.iter().map(|b| b * b).sum::<f64>());
         let want: f64 = big.iter().zip(&q).map(|(b, &v)| b * f64::from(v)).sum();
-        assert_eq!(code.dot(&q, &z), want);
+        let high = code.dot_high(&q, &z);
+        assert_eq!(code.dot(&q, &z, high), want);
+        // The coarse code: the high digits, `Q_i / 126` rounded.
+        let digits: Vec<f64> = big.iter().map(|b| ((b + 63.0) / 126.0).floor()).collect();
+        assert!(digits.iter().all(|d| d.abs() <= 63.0));
+        assert_eq!(code.high_sq, digits.iter().map(|d| d * d).sum::<f64>());
+        let high_want: f64 = digits.iter().zip(&q).map(|(d, &v)| d * f64::from(v)).sum();
+        assert_eq!(high as f64, high_want);
+        let rh: f64 = y
+            .iter()
+            .zip(&digits)
+            .map(|(a, d)| (f64::from(*a) - 126.0 * d * code.scale).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(rh <= code.high_err, "dim {dim}: {rh} > {}", code.high_err);
     }
 }
