@@ -739,53 +739,6 @@ fn randomized_against_reference() {
     assert_eq!(s.count(None).unwrap() as usize, model.len());
 }
 
-/// `cargo test --release -- --ignored --nocapture bench_` : rough native
-/// timings of save, load and search at 10k x 1536.
-#[test]
-#[ignore]
-fn bench_save_load_search() {
-    let (dir, mut s) = open_temp("bench");
-    let dim = 1536;
-    let mut seed = 7u64;
-    let mut rnd = move || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((seed >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32
-    };
-    let mut batches = Vec::new();
-    for b in 0..10 {
-        let recs: Vec<String> = (0..1000)
-            .map(|i| {
-                let e: Vec<f32> = (0..dim).map(|_| rnd()).collect();
-                let n = b * 1000 + i;
-                rec(
-                    &format!("r{n}"),
-                    &format!("memory of agent {n} about tasks and crews number {}", n % 17),
-                    &format!("/crew/agent_{}", n % 7),
-                    &["x"],
-                    n as f64,
-                    Some(&e),
-                )
-            })
-            .collect();
-        batches.push(format!("[{}]", recs.join(",")));
-    }
-    let t = std::time::Instant::now();
-    for b in &batches {
-        s.save(b).unwrap();
-    }
-    eprintln!("save 10k: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    let mut s2 = Store::open(&dir.db()).unwrap();
-    eprintln!("load 10k: {:?}", t.elapsed());
-    let q: Vec<f32> = (0..dim).map(|_| rnd()).collect();
-    let qb = b64(&q);
-    let t = std::time::Instant::now();
-    for _ in 0..20 {
-        s2.search(&qb, "{}", 10, 0.0).unwrap();
-    }
-    eprintln!("search 10k: {:?} per call", t.elapsed() / 20);
-}
-
 #[test]
 fn quantized_scan_matches_exact_scan() {
     // Whole 16-element blocks only, and blocks plus a tail.
