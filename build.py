@@ -160,7 +160,7 @@ def cargo_env() -> tuple[list[str], dict[str, str]]:
     env["RUSTFLAGS"] = " ".join(flags)
     # Page I/O with pread/pwrite: one WASI call per page. Without it SQLite
     # seeks and then reads or writes through a WASI stream, several calls
-    # (and a copy) per page, which made commits through wasmtime ~10x slower.
+    # (and a copy) per page, and commits through wasmtime were much slower.
     env["LIBSQLITE3_FLAGS"] = "-DUSE_PREAD"
     env["CARGO_INCREMENTAL"] = "0"
     env["SOURCE_DATE_EPOCH"] = "0"

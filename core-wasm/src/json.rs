@@ -359,8 +359,6 @@ impl Parser<'_> {
     }
 }
 
-/// Appends `s` as a JSON string literal, escaping exactly what Python's
-/// `json.dumps(..., ensure_ascii=False)` escapes.
 /// Whether any byte of `word` is a quote, a backslash or a control byte
 /// (the exact "has a zero byte" and "has a byte below n" bit tricks).
 fn needs_care(word: u64) -> bool {
@@ -372,6 +370,8 @@ fn needs_care(word: u64) -> bool {
         || word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0
 }
 
+/// Appends `s` as a JSON string literal, escaping exactly what Python's
+/// `json.dumps(..., ensure_ascii=False)` escapes.
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
     let mut run_start = 0;

@@ -32,11 +32,16 @@ def timings(fn: Callable[[], object], repeat: int, warmup: int = 3) -> dict[str,
         start = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - start)
-    samples.sort()
+    return percentiles(samples)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50, p95 and mean of some timings."""
+    ordered = sorted(samples)
     return {
-        "p50": samples[len(samples) // 2],
-        "p95": samples[min(len(samples) - 1, int(len(samples) * 0.95))],
-        "mean": statistics.fmean(samples),
+        "p50": ordered[len(ordered) // 2],
+        "p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+        "mean": statistics.fmean(ordered),
     }
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _backend
-from ._bench import ratio, timings
+from ._bench import percentiles, ratio, timings
 from ._offline import offline_environment
 
 if TYPE_CHECKING:
@@ -295,11 +295,7 @@ def _single_saves(stores: dict[str, Store], n: int, dims: int) -> dict[str, dict
             start = time.perf_counter()
             store.save([record])
             samples[name].append(time.perf_counter() - start)
-    out = {}
-    for name, times in samples.items():
-        times.sort()
-        out[name] = _ms({"p50": times[len(times) // 2], "p95": times[int(len(times) * 0.95)]})
-    return out
+    return {name: _ms(percentiles(times)) for name, times in samples.items()}
 
 
 def _ms(t: dict[str, float]) -> dict[str, float]:
@@ -485,15 +481,6 @@ def _targets(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "value": min(saves) if saves else None,
             "need": ">= 2x",
             "verdict": ("met" if min(saves) >= 2 else "NOT met") if saves else "not measured",
-        }
-    )
-    singles = [p["ratios"]["save_one_lancedb_over_ours"] for p in points if "save_one_lancedb_over_ours" in p["ratios"]]
-    out.append(
-        {
-            "name": "one-record save vs LanceDB, as Memory.remember() saves (worst size; not a target)",
-            "value": min(singles) if singles else None,
-            "need": "-",
-            "verdict": "measured" if singles else "not measured",
         }
     )
     recalls = [p["ours"]["recall_at_10"][k] for p in points for k in ("search", "search_filtered")]

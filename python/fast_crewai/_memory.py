@@ -134,7 +134,7 @@ def _record_builder() -> Callable[[dict[str, Any]], MemoryRecord]:
     unvalidated: ``model_construct``, or, when pydantic lays the model out as
     it does today (checked here on a sample against ``model_construct``
     itself), the same object without ``model_construct``'s per-call
-    bookkeeping, about 6x cheaper; a search builds up to ``limit`` records."""
+    bookkeeping; a search builds up to ``limit`` records."""
 
     def construct(fields: dict[str, Any]) -> MemoryRecord:
         return MemoryRecord.model_construct(**fields)

@@ -61,7 +61,7 @@ U32_MAX = (1 << 32) - 1
 #: The most vector data a store may hold (the core's limit: its 4 GiB linear
 #: memory also holds the records, the text index and SQLite).
 MAX_VECTOR_BYTES = 3 << 30
-# Per vector element: the float32 value and the core's int8 copy of it.
+#: Per vector element: the float32 value and the core's int8 copy of it.
 BYTES_PER_ELEMENT = 5
 #: BM25 parameters, as in the core.
 K1 = 1.2
@@ -650,7 +650,7 @@ class _Table:
     def embedding(self, row: int) -> str | None:
         if not self.records[row].has_embedding:
             return None
-        vector: Vector = self.vectors[row].astype("<f4")
+        vector: Vector = self.vectors[row]  # already little-endian float32
         return vector.tobytes().hex()
 
     def record_json(self, row: int) -> str:

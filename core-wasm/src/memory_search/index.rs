@@ -208,7 +208,7 @@ impl Index {
             reserve_total(&mut self.qvectors, floats, "the quantised vectors")?;
         }
         reserve_total(&mut self.norms, rows, "the vector norms")?;
-        reserve_total(&mut self.qcodes, rows, "the vector norms")?;
+        reserve_total(&mut self.qcodes, rows, "the quantisation codes")?;
         reserve_total(&mut self.seqs, rows, "the records")?;
         reserve_total(&mut self.scope_of, rows, "the records")?;
         reserve_total(&mut self.created_ts, rows, "the records")?;

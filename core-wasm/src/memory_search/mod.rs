@@ -127,20 +127,19 @@ fn decode_vector(text: &str, what: &str) -> Result<Vec<f32>, MemError> {
 }
 
 /// Writes `v` as a JSON string of the lowercase hex of its little-endian
-/// float32 bytes: what the store returns, because Python decodes hex about
-/// twice as fast as base64 and a search returns up to `limit` vectors.
+/// float32 bytes: what the store returns, because the host turns hex into
+/// bytes more cheaply than base64 and a search returns up to `limit` vectors.
 fn encode_vector(out: &mut String, v: &[f32]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = Vec::with_capacity(v.len() * 8 + 2);
-    hex.push(b'"');
+    out.reserve(v.len() * 8 + 2);
+    out.push('"');
     for x in v {
         for byte in x.to_le_bytes() {
-            hex.push(DIGITS[usize::from(byte >> 4)]);
-            hex.push(DIGITS[usize::from(byte & 15)]);
+            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(DIGITS[usize::from(byte & 15)]));
         }
     }
-    hex.push(b'"');
-    out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+    out.push('"');
 }
 
 // ---------------------------------------------------------------------------
@@ -610,15 +609,15 @@ fn offer<T: Ord>(heap: &mut BinaryHeap<T>, k: usize, item: T) {
 }
 
 /// Smallest store (rows) and dimension for which the int8 pre-scan pays
-/// (measured in wasmtime: from 1k rows it beats the float32 scan at 384 and
-/// 1536 dimensions).
+/// (in wasmtime it beat the float32 scan from 1k rows at 384 and 1536
+/// dimensions).
 const QUANTIZED_MIN_ROWS: usize = 256;
 const QUANTIZED_MIN_DIM: usize = 64;
 /// Largest dimension for the int8 pre-scan, far inside where its integer
 /// sums are exact (a relaxed-SIMD `i32` lane adds `dim / 4` products of at
-/// most 127^2; `sum q_i^2` is a `u32`). With widening SIMD128 dot products,
-/// measured in wasmtime, it was no faster than the float32 scan at 10k x
-/// 1536; relaxed SIMD's dot product halved that search.
+/// most 127^2; `sum q_i^2` is a `u32`). (With widening SIMD128 dot products
+/// instead of relaxed SIMD's, it was no faster than the float32 scan at
+/// 1536 dimensions.)
 const QUANTIZED_MAX_DIM: usize = 4096;
 
 /// Exact top-`k` by distance among rows matching `filter`, best first, as

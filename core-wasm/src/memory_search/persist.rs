@@ -67,9 +67,9 @@ pub fn open(path: &str) -> Result<Connection, MemError> {
     }
     // 32 KiB pages keep a row with a vector of up to ~8000 dimensions on its
     // leaf page instead of an overflow chain, and halve the WASI calls per
-    // megabyte (each costs tens of microseconds in wasmtime: measured, bulk
-    // saves and reopens were faster than with 16 KiB). 64 KiB pages fail
-    // with an I/O error through WASI. Only takes effect on a new file.
+    // megabyte, each a host call in wasmtime (bulk saves and reopens were
+    // faster than with 16 KiB). 64 KiB pages fail with an I/O error through
+    // WASI. Only takes effect on a new file.
     // A 16 MiB page cache lets a batch of a thousand 1536-dimensional rows
     // commit without spilling (each spill costs an extra journal sync).
     conn.execute_batch("PRAGMA page_size=32768; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384;")?;
