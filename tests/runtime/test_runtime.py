@@ -129,12 +129,36 @@ def test_a_granted_directory_is_the_only_one_reachable(tmp_path: Path) -> None:
     granted = tmp_path / "granted"
     granted.mkdir()
     (tmp_path / "outside.db").write_bytes(b"")
-    instance = _backend.runtime().granted(granted)
-    inside = instance.call(SQLITE, "[static]connection.open", "/data/new.db", "create")
-    assert error_of(inside) is None
-    assert (granted / "new.db").exists()
-    escaped = instance.call(SQLITE, "[static]connection.open", "/data/../outside.db", "read-write")
-    assert error_of(escaped) is not None
+    runtime = _backend.runtime()
+    instance = runtime.lease(granted)
+    try:
+        inside = instance.call(SQLITE, "[static]connection.open", "/data/new.db", "create")
+        assert error_of(inside) is None
+        assert (granted / "new.db").exists()
+        escaped = instance.call(SQLITE, "[static]connection.open", "/data/../outside.db", "read-write")
+        assert error_of(escaped) is not None
+    finally:
+        runtime.release(instance)
+
+
+def test_a_directory_made_again_at_the_same_path_gets_its_own_instance(tmp_path: Path) -> None:
+    runtime = _backend.runtime()
+    directory = tmp_path / "again"
+    directory.mkdir()
+    first = runtime.lease(directory)
+    try:
+        directory.rename(tmp_path / "moved")
+        directory.mkdir()
+        second = runtime.lease(directory)
+        try:
+            assert second is not first
+            opened = second.call(SQLITE, "[static]connection.open", "/data/new.db", "create")
+            assert error_of(opened) is None
+            assert (directory / "new.db").exists() and not (tmp_path / "moved" / "new.db").exists()
+        finally:
+            runtime.release(second)
+    finally:
+        runtime.release(first)
 
 
 def test_calls_from_many_threads_are_safe() -> None:
