@@ -220,7 +220,7 @@ def format_status(report: dict[str, Any]) -> str:
 
 def _reasons(report: dict[str, Any]) -> list[str]:
     """Why each patch that is not applied is not."""
-    reasons = []
+    reasons: list[str] = []
     for name, comp in report["components"].items():
         idle = [p for p in comp["available"] if p not in comp["active"] and p not in comp["missing"]]
         if not idle:
