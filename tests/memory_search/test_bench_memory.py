@@ -30,7 +30,10 @@ def test_numpy_store_scores_like_lancedb_and_filters_by_segment() -> None:
     assert [r.id for r, _ in store.search([1.0, 0.0], scope_prefix="/a/b/")] == ["near", "child"]
     assert [r.id for r, _ in store.search([1.0, 0.0], scope_prefix="/a/b", categories=["y"])] == ["child"]
     assert [r.id for r, _ in store.search([1.0, 0.0], min_score=0.5)] == ["near", "sibling"]
-    assert all(r.embedding is None for r, _ in results)
+    # Hits are built with their embeddings, as ours are.
+    assert [r.embedding for r, _ in results] == [[1.0, 0.0], pytest.approx([0.9, 0.1]), [0.0, 1.0]]
+    # Built anew by every search, as ours are, not handed out from storage.
+    assert store.search([1.0, 0.0], limit=1)[0][0] is not store.search([1.0, 0.0], limit=1)[0][0]
 
 
 def test_small_run_reports_every_store_and_exact_recall(monkeypatch: pytest.MonkeyPatch) -> None:
