@@ -93,6 +93,9 @@ _byte_vec_new = _c_function(
 )
 _val_delete = _c_function("wasmtime_component_val_delete", None, _VAL_P)
 _resource_clone = _c_function("wasmtime_component_resource_any_clone", _RESOURCE_P, _RESOURCE_P)
+_set_epoch_deadline = _c_function(
+    "wasmtime_context_set_epoch_deadline", None, ctypes.POINTER(ffi.wasmtime_context_t), ctypes.c_uint64
+)
 _KIND_BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
 _KIND_STRING = ffi.WASMTIME_COMPONENT_STRING.value
 _KIND_RESOURCE = ffi.WASMTIME_COMPONENT_RESOURCE.value
@@ -137,6 +140,13 @@ class _Export:
         self._count = len(self.param_types)
         self._params = (_Val * max(1, self._count))()
         self._func_ref = ctypes.byref(func._func)
+        # The store's context lives as long as the store, which outlives
+        # this export (an instance drops its exports with its store).
+        self._context = store._context()
+
+    def set_deadline(self, ticks: int) -> None:
+        """Interrupts the next call after ``ticks`` epoch ticks."""
+        _set_epoch_deadline(self._context, ticks)
 
     def __call__(self, store: wasmtime.Store, *params: Any) -> Any:
         count = self._count
@@ -172,7 +182,7 @@ class _Export:
             has_result = self.result_type is not None
             error = _func_call(
                 self._func_ref,
-                store._context(),
+                self._context,
                 raw,
                 count,
                 ctypes.byref(result) if has_result else None,
@@ -248,7 +258,7 @@ class Instance:
         self.generation = 0
         self._store: wasmtime.Store | None = None
         self._instance: wc.Instance | None = None
-        self._exports: dict[str, _Export] = {}
+        self._exports: dict[tuple[str, str], _Export] = {}
 
     def _ensure(self) -> tuple[wasmtime.Store, wc.Instance]:
         if self._store is None or self._instance is None:
@@ -265,14 +275,13 @@ class Instance:
         return self._store, self._instance
 
     def _export(self, interface: str, name: str) -> _Export:
-        key = f"{interface}#{name}"
-        export = self._exports.get(key)
+        export = self._exports.get((interface, name))
         if export is None:
             store, instance = self._ensure()
             func = instance.get_func(store, self.runtime.export_index(interface, name))
             if func is None:
                 raise CoreUnavailable(f"the core does not export {interface}#{name}")
-            export = self._exports[key] = _Export(func, store)
+            export = self._exports[interface, name] = _Export(func, store)
         return export
 
     def discard(self) -> None:
@@ -300,7 +309,7 @@ class Instance:
             store = self._store
             assert store is not None
             self.runtime.start_ticker()
-            store.set_epoch_deadline(max(1, int(call_timeout() / EPOCH_TICK_SECONDS)))
+            export.set_deadline(max(1, int(call_timeout() / EPOCH_TICK_SECONDS)))
             try:
                 return export(store, *args)
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
@@ -338,6 +347,7 @@ class Resource:
         self._handle: Any = None
         self._generation = -1
         self._closed = False
+        self._methods: dict[str, str] = {}
 
     def _live_handle(self) -> Any:
         if self._closed:
@@ -349,9 +359,12 @@ class Resource:
         return self._handle
 
     def call(self, method: str, *args: Any) -> Any:
+        name = self._methods.get(method)
+        if name is None:
+            name = self._methods[method] = f"[method]{self.resource}.{method}"
         with self.instance.lock:
             handle = self._live_handle()
-            return self.instance.call(self.interface, f"[method]{self.resource}.{method}", handle, *args)
+            return self.instance.call(self.interface, name, handle, *args)
 
     def close(self) -> None:
         with self.instance.lock:
