@@ -1,0 +1,143 @@
+//! Reopening, other connections, failed writes and the capacity limit.
+
+use super::*;
+
+#[test]
+fn negative_zero_numbers_read_back_the_same_after_reopening() {
+    let (dir, mut s) = open_temp("negzero");
+    s.save("[{\"id\":\"z\",\"content\":\"c\",\"created_at\":\"x\",\"created_ts\":-0.0,\"importance\":-0.0}]")
+        .unwrap();
+    let live = s.get("z").unwrap().unwrap();
+    assert!(
+        live.contains("\"created_ts\":0.0") && live.contains("\"importance\":0.0"),
+        "{live}"
+    );
+    drop(s);
+    let mut s = Store::open(&dir.db()).unwrap();
+    assert_eq!(s.get("z").unwrap().unwrap(), live);
+}
+
+#[test]
+fn persistence_across_reopen() {
+    let dir = TempDir::new("reopen");
+    let mut expected = Vec::new();
+    {
+        let mut s = Store::open(&dir.db()).unwrap();
+        let mut recs = Vec::new();
+        for i in 0..50 {
+            let e: Vec<f32> = (0..7).map(|j| ((i * 7 + j) % 11) as f32 - 5.0).collect();
+            recs.push(rec(
+                &format!("r{i}"),
+                &format!("word{} common", i % 5),
+                &format!("/s{}", i % 3),
+                &["c"],
+                i as f64,
+                Some(&e),
+            ));
+        }
+        save(&mut s, &recs);
+        s.delete("{\"scope_prefix\":\"/s1\"}").unwrap();
+        s.touch("[\"r0\"]", "touched").unwrap();
+        save(&mut s, &[rec("r3", "replaced", "/s0", &[], 3.0, None)]);
+        for q in [
+            [1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [-5.0, 2.0, 1.0, 0.0, 3.0, 1.0, 1.0],
+        ] {
+            expected.push(search(&mut s, &q, "{}", 10));
+        }
+        expected.push(s.search_text("common word2", "{}", 10).unwrap());
+        expected.push(s.list(None, 100, 0).unwrap());
+    }
+    let mut s = Store::open(&dir.db()).unwrap();
+    s.check();
+    let mut got = Vec::new();
+    for q in [
+        [1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [-5.0, 2.0, 1.0, 0.0, 3.0, 1.0, 1.0],
+    ] {
+        got.push(search(&mut s, &q, "{}", 10));
+    }
+    got.push(s.search_text("common word2", "{}", 10).unwrap());
+    got.push(s.list(None, 100, 0).unwrap());
+    assert_eq!(got, expected);
+    assert_eq!(s.count(None).unwrap(), 33);
+    assert!(s.get("r0").unwrap().unwrap().contains("touched"));
+}
+
+#[test]
+fn data_version_reload_between_two_stores() {
+    let dir = TempDir::new("twoproc");
+    let mut s1 = Store::open(&dir.db()).unwrap();
+    let mut s2 = Store::open(&dir.db()).unwrap();
+    assert_eq!((s1.loads, s2.loads), (1, 1));
+    save(&mut s1, &[rec("a", "alpha", "/", &[], 1.0, Some(&[1.0, 0.0]))]);
+    save(&mut s1, &[rec("a2", "alpha", "/", &[], 1.0, Some(&[1.0, 0.0]))]);
+    s1.delete("{\"ids\":[\"a2\"]}").unwrap();
+    assert_eq!(s1.count(None).unwrap(), 1);
+    assert_eq!(s1.loads, 1, "a store's own writes do not reload it");
+    assert!(!s1.refresh().unwrap());
+    assert_eq!(s2.count(None).unwrap(), 0, "reads serve the index until a refresh");
+    assert!(s2.refresh().unwrap());
+    assert_eq!(s2.count(None).unwrap(), 1);
+    assert_eq!(s2.loads, 2, "another connection's writes do");
+    assert!(!s2.refresh().unwrap());
+    assert_eq!(s2.loads, 2);
+    assert_eq!(s2.dimension(), Some(2));
+    assert_eq!(ids_of(&s2.search_text("alpha", "{}", 5).unwrap()), ["a"]);
+    // s2 writes; s1 sees it and keeps its own write order.
+    save(&mut s2, &[rec("b", "beta", "/", &[], 2.0, Some(&[1.0, 0.0]))]);
+    assert!(s1.refresh().unwrap());
+    assert_eq!(ids_of(&search(&mut s1, &[1.0, 0.0], "{}", 5)), ["a", "b"]);
+    // A write validates against the other's dimension.
+    s2.reset(None).unwrap();
+    save(&mut s2, &[rec("c", "", "/", &[], 3.0, Some(&[1.0, 0.0, 0.0]))]);
+    s1.refresh().unwrap();
+    assert_eq!(s1.get("a").unwrap(), None);
+    save(&mut s1, &[rec("d", "", "/", &[], 4.0, Some(&[0.0, 0.0, 1.0]))]);
+    assert_eq!(
+        s1.save(&format!("[{}]", rec("e", "", "/", &[], 5.0, Some(&[1.0])))),
+        Err(MemError::DimensionMismatch { stored: 3, given: 1 })
+    );
+    s2.touch("[\"d\"]", "by-s2").unwrap();
+    assert!(s1.refresh().unwrap());
+    assert!(s1.get("d").unwrap().unwrap().contains("by-s2"));
+    assert_eq!(s2.delete("{\"ids\":[\"c\"]}").unwrap(), 1);
+    assert!(s1.refresh().unwrap());
+    assert_eq!(ids_of(&s1.list(None, 10, 0).unwrap()), ["d"]);
+    s1.check();
+    s2.check();
+}
+
+#[test]
+fn failed_write_changes_nothing() {
+    let dir = TempDir::new("failed");
+    let mut s = Store::open(&dir.db()).unwrap();
+    save(&mut s, &[rec("a", "x", "/", &[], 1.0, Some(&[1.0]))]);
+    // Another connection holds the write lock: the save fails and neither
+    // the file nor the index changes.
+    let other = Connection::open(dir.db()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    s.conn.busy_timeout(std::time::Duration::from_millis(10)).unwrap();
+    let err = s.save(&format!("[{}]", rec("b", "y", "/", &[], 2.0, None)));
+    assert!(matches!(err, Err(MemError::Storage(_))), "{err:?}");
+    assert_eq!(s.count(None).unwrap(), 1);
+    other.execute_batch("ROLLBACK").unwrap();
+    save(&mut s, &[rec("b", "y", "/", &[], 2.0, None)]);
+    assert_eq!(s.count(None).unwrap(), 2);
+}
+
+#[test]
+fn capacity_limit_is_an_error() {
+    let mut index = Index::new(None);
+    assert!(matches!(
+        index.reserve(1 << 20, Some(1 << 12)),
+        Err(MemError::Capacity(_))
+    ));
+    assert!(index.reserve(10, Some(4)).is_ok());
+    // The limit counts each vector's int8 copy too: 5 bytes per element.
+    let rows = (index::MAX_VECTOR_BYTES / (5 * 1536)) as usize;
+    assert!(matches!(
+        index.reserve(rows + 1, Some(1536)),
+        Err(MemError::Capacity(_))
+    ));
+}
