@@ -243,9 +243,16 @@ def cmd_wheel(_: argparse.Namespace | None = None) -> Path:
         raise SystemExit(f"expected a pure wheel, got {wheel.name}")
     import zipfile
 
+    # The component, and the store format the Python reference reads.
+    needed = [
+        "fast_crewai/core.wasm",
+        "fast_crewai/memory_search/schema.sql",
+        "fast_crewai/memory_search/constants.json",
+    ]
     with zipfile.ZipFile(wheel) as zf:
-        if "fast_crewai/core.wasm" not in zf.namelist():
-            raise SystemExit("the wheel does not contain the component")
+        missing = [name for name in needed if name not in zf.namelist()]
+    if missing:
+        raise SystemExit(f"the wheel lacks {', '.join(missing)}")
     log(f"wheel {wheel.relative_to(ROOT)}")
     return wheel
 

@@ -6,16 +6,10 @@
 use std::collections::HashMap;
 
 use super::bm25::TextIndex;
+use super::constants::constants;
 use super::kernel;
 use super::MemError;
 use crate::json::Value;
-
-/// The most vector data a store may hold: `BYTES_PER_ELEMENT` per vector
-/// element, under 4 GiB because the core's 32-bit linear memory also has to
-/// hold the records, the text index and SQLite.
-pub const MAX_VECTOR_BYTES: u64 = 3 << 30;
-/// The float32 vector and its int8 copy.
-pub const BYTES_PER_ELEMENT: u64 = 5;
 
 /// One memory record, with its JSON fields parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,11 +190,17 @@ impl Index {
     /// when memory cannot be had.
     pub fn reserve(&mut self, rows: usize, dim: Option<usize>) -> Result<(), MemError> {
         if let Some(d) = dim {
-            let bytes = (rows as u64).saturating_mul(d as u64).saturating_mul(BYTES_PER_ELEMENT);
-            if bytes > MAX_VECTOR_BYTES {
+            // Under 4 GiB: the core's 32-bit linear memory also holds the
+            // records, the text index and SQLite.
+            let c = constants();
+            let bytes = (rows as u64)
+                .saturating_mul(d as u64)
+                .saturating_mul(c.bytes_per_element);
+            if bytes > c.max_vector_bytes {
                 return Err(MemError::Capacity(format!(
                     "{rows} vectors of dimension {d} need {bytes} bytes, over the store's \
-                     limit of {MAX_VECTOR_BYTES}"
+                     limit of {}",
+                    c.max_vector_bytes
                 )));
             }
             let floats = usize::try_from(rows as u64 * d as u64).map_err(|_| capacity_error("the vectors"))?;

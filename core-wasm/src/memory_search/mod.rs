@@ -39,6 +39,7 @@ mod bm25;
 mod codec;
 #[cfg(target_arch = "wasm32")]
 mod component;
+mod constants;
 mod filter;
 mod index;
 mod kernel;

@@ -8,32 +8,10 @@
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
+use super::constants::{constants, SCHEMA};
 use super::index::{Index, Record};
 use super::MemError;
 use crate::json::{self, Value};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS memories (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    content TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    categories TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    importance REAL NOT NULL,
-    created_at TEXT NOT NULL,
-    created_ts REAL NOT NULL,
-    last_accessed TEXT NOT NULL,
-    source TEXT,
-    private INTEGER NOT NULL,
-    embedding BLOB
-);
-CREATE TABLE IF NOT EXISTS store_meta (
-    key TEXT PRIMARY KEY,
-    value
-);
-INSERT OR IGNORE INTO store_meta (key, value) VALUES ('schema_version', 1);
-";
 
 const DIMENSION_KEY: &str = "dimension";
 
@@ -58,21 +36,23 @@ pub fn open(path: &str) -> Result<Connection, MemError> {
     let conn = Connection::open_with_flags_and_vfs(path, flags, "unix-none")?;
     #[cfg(not(target_arch = "wasm32"))]
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("delete") && !mode.eq_ignore_ascii_case("memory") {
+    let c = constants();
+    conn.busy_timeout(std::time::Duration::from_millis(c.busy_timeout_ms))?;
+    let mode: String = conn.query_row(&format!("PRAGMA journal_mode={}", c.journal_mode), [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case(&c.journal_mode) && !mode.eq_ignore_ascii_case("memory") {
         return Err(MemError::Storage(format!(
-            "could not switch the journal to DELETE mode (it is {mode})"
+            "could not switch the journal to {} mode (it is {mode})",
+            c.journal_mode
         )));
     }
-    // 32 KiB pages keep a row with a vector of up to ~8000 dimensions on its
-    // leaf page instead of an overflow chain, and halve the WASI calls per
-    // megabyte, each a host call in wasmtime (bulk saves and reopens were
-    // faster than with 16 KiB). 64 KiB pages fail with an I/O error through
-    // WASI. Only takes effect on a new file.
-    // A 16 MiB page cache lets a batch of a thousand 1536-dimensional rows
+    // The page size (32 KiB) keeps a row with a vector of up to ~8000
+    // dimensions on its leaf page instead of an overflow chain, and halves the
+    // WASI calls per megabyte, each a host call in wasmtime (bulk saves and
+    // reopens were faster than with 16 KiB). 64 KiB pages fail with an I/O
+    // error through WASI. Only takes effect on a new file.
+    // The 16 MiB page cache lets a batch of a thousand 1536-dimensional rows
     // commit without spilling (each spill costs an extra journal sync).
-    conn.execute_batch("PRAGMA page_size=32768; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384;")?;
+    conn.execute_batch(&c.pragmas())?;
     conn.execute_batch(&format!("BEGIN IMMEDIATE;{SCHEMA}COMMIT;"))
         .inspect_err(|_| {
             let _ = conn.execute_batch("ROLLBACK");

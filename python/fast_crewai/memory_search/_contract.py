@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,14 +36,36 @@ INTERFACE = "fast-crewai:core/memory-search@0.1.0"
 #: Seconds a call waits for another process's hold on the store's file lock.
 LOCK_TIMEOUT = 30.0
 U32_MAX = (1 << 32) - 1
+
+
+def _package_text(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+# What both backends must agree on is written once, in files beside this
+# module that the core embeds at compile time (core-wasm/src/memory_search/
+# constants.rs): the tables (schema.sql) and the constants (constants.json).
+#: The statements creating the store's tables, run in the open's transaction.
+SCHEMA = _package_text("schema.sql")
+_CONSTANTS: dict[str, Any] = json.loads(_package_text("constants.json"))
+#: The journal mode, page size (of a new file), synchronous level, page cache
+#: size (negative: KiB) and lock wait of every connection to a store.
+JOURNAL_MODE = str(_CONSTANTS["journal_mode"])
+PAGE_SIZE = int(_CONSTANTS["page_size"])
+SYNCHRONOUS = str(_CONSTANTS["synchronous"])
+CACHE_SIZE = int(_CONSTANTS["cache_size"])
+BUSY_TIMEOUT = int(_CONSTANTS["busy_timeout_ms"]) / 1000
+#: BM25 parameters.
+K1 = float(_CONSTANTS["bm25_k1"])
+B = float(_CONSTANTS["bm25_b"])
 #: The most vector data a store may hold (the core's limit: its 4 GiB linear
-#: memory also holds the records, the text index and SQLite).
-MAX_VECTOR_BYTES = 3 << 30
-#: Per vector element: the float32 value and the core's int8 copy of it.
-BYTES_PER_ELEMENT = 5
-#: BM25 parameters, as in the core.
-K1 = 1.2
-B = 0.75
+#: memory also holds the records, the text index and SQLite), counted at
+#: ``BYTES_PER_ELEMENT`` per vector element: the float32 value and the core's
+#: int8 copy of it.
+MAX_VECTOR_BYTES = int(_CONSTANTS["max_vector_bytes"])
+BYTES_PER_ELEMENT = int(_CONSTANTS["bytes_per_element"])
+#: The pragmas every connection sets after choosing its journal mode.
+PRAGMAS = f"PRAGMA page_size={PAGE_SIZE}; PRAGMA synchronous={SYNCHRONOUS}; PRAGMA cache_size={CACHE_SIZE};"
 
 
 class MemoryIndex(Protocol):

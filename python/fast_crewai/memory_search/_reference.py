@@ -26,7 +26,17 @@ from .._errors import (
     StorageFailure,
 )
 from ..runtime.settings import call_timeout
-from ._contract import U32_MAX, _dumps, _Guarded, _surrogate_error, _u32
+from ._contract import (
+    BUSY_TIMEOUT,
+    JOURNAL_MODE,
+    PRAGMAS,
+    SCHEMA,
+    U32_MAX,
+    _dumps,
+    _Guarded,
+    _surrogate_error,
+    _u32,
+)
 from ._reference_input import (
     Vector,
     _decode_vector,
@@ -39,28 +49,6 @@ from ._reference_input import (
 )
 from ._reference_table import _squared_distances, _Table, _total_order
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS memories (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    content TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    categories TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    importance REAL NOT NULL,
-    created_at TEXT NOT NULL,
-    created_ts REAL NOT NULL,
-    last_accessed TEXT NOT NULL,
-    source TEXT,
-    private INTEGER NOT NULL,
-    embedding BLOB
-);
-CREATE TABLE IF NOT EXISTS store_meta (
-    key TEXT PRIMARY KEY,
-    value
-);
-INSERT OR IGNORE INTO store_meta (key, value) VALUES ('schema_version', 1);
-"""
 _COLUMNS = (
     "id, content, scope, categories, metadata, importance, created_at, created_ts, last_accessed, source, private, "
     "embedding"
@@ -84,7 +72,7 @@ class PythonMemoryIndex(_Guarded):
         # PRAGMA data_version when the table was loaded; None forces a load.
         self._version: int | None = None
         try:
-            self._conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StorageFailure(str(exc)) from None
         self._conn.set_progress_handler(self._past_deadline, 1000)
@@ -99,15 +87,11 @@ class PythonMemoryIndex(_Guarded):
 
     def _initialise(self, conn: sqlite3.Connection) -> None:
         # What the core's open does, in the same order.
-        (mode,) = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
-        if str(mode).lower() not in ("delete", "memory"):
-            raise StorageFailure(f"could not switch the journal to DELETE mode (it is {mode})")
-        # The core's page size (see its persist.rs): a file either backend
-        # creates is laid out alike.
-        conn.execute("PRAGMA page_size=32768")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA cache_size=-16384")
-        conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        (mode,) = conn.execute(f"PRAGMA journal_mode={JOURNAL_MODE}").fetchone()
+        if str(mode).lower() not in (JOURNAL_MODE.lower(), "memory"):
+            raise StorageFailure(f"could not switch the journal to {JOURNAL_MODE} mode (it is {mode})")
+        conn.executescript(PRAGMAS)
+        conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
         self._sync(conn)
 
     def _run(self, write: bool, work: Callable[[sqlite3.Connection], Any]) -> Any:

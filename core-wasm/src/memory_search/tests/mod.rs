@@ -1,5 +1,5 @@
 use super::filter::{json_eq, Filter};
-use super::index::{self, Index};
+use super::index::Index;
 use super::search::{vector_top_k, vector_top_k_exact, vector_top_k_quantized};
 use super::*;
 use rusqlite::Connection;

@@ -135,7 +135,8 @@ fn capacity_limit_is_an_error() {
     ));
     assert!(index.reserve(10, Some(4)).is_ok());
     // The limit counts each vector's int8 copy too: 5 bytes per element.
-    let rows = (index::MAX_VECTOR_BYTES / (5 * 1536)) as usize;
+    let c = super::super::constants::constants();
+    let rows = (c.max_vector_bytes / (c.bytes_per_element * 1536)) as usize;
     assert!(matches!(
         index.reserve(rows + 1, Some(1536)),
         Err(MemError::Capacity(_))
