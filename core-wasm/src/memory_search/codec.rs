@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 
+use super::filter::rooted_scope;
 use super::index::{Index, Record};
 use super::{invalid, parse_json, MemError};
 use crate::json::{self, Value};
@@ -144,7 +145,7 @@ pub(super) fn parse_record(item: Value, i: usize) -> Result<NewRecord, MemError>
     let record = Record {
         id: id.ok_or_else(|| missing("id"))?,
         content: content.ok_or_else(|| missing("content"))?,
-        scope: scope.unwrap_or_else(|| "/".to_owned()),
+        scope: scope.map_or_else(|| "/".to_owned(), rooted_scope),
         categories,
         metadata,
         importance,

@@ -9,12 +9,20 @@ use crate::json::{self, Value};
 
 /// The statements that create the store's tables (idempotent).
 pub const SCHEMA: &str = include_str!("../../../python/fast_crewai/memory_search/schema.sql");
+/// The migrations of older files: each brings a file whose
+/// `schema_version` is below its number up to it.
+pub const MIGRATIONS: [(i64, &str); 1] = [(
+    2,
+    include_str!("../../../python/fast_crewai/memory_search/migrate_2.sql"),
+)];
 const CONSTANTS: &str = include_str!("../../../python/fast_crewai/memory_search/constants.json");
 
 /// The shared constants; see `constants.json` and the Python package's
 /// `_contract.py` for what each means.
 #[derive(Debug)]
 pub struct Constants {
+    /// The `schema_version` this version writes and reads.
+    pub schema_version: i64,
     /// `PRAGMA journal_mode` of every connection.
     pub journal_mode: String,
     /// `PRAGMA page_size` of a new file.
@@ -73,6 +81,7 @@ fn parse(text: &str) -> Result<Constants, String> {
     };
     let unsigned = |key: &str| u64::try_from(integer(key)?).map_err(|_| format!("constants.json: {key:?} is negative"));
     Ok(Constants {
+        schema_version: integer("schema_version")?,
         journal_mode: text_of("journal_mode")?,
         page_size: u32::try_from(unsigned("page_size")?).map_err(|_| "constants.json: page_size".to_owned())?,
         synchronous: text_of("synchronous")?,
@@ -96,5 +105,6 @@ mod tests {
         assert!(c.bm25_k1 > 0.0 && (0.0..=1.0).contains(&c.bm25_b));
         assert!(c.max_vector_bytes < 4 << 30);
         assert!(SCHEMA.contains("CREATE TABLE IF NOT EXISTS memories"));
+        assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(c.schema_version));
     }
 }

@@ -5,10 +5,31 @@ use super::index::Index;
 use super::{invalid, parse_json, MemError};
 use crate::json::{Number, Value};
 
-/// The effective form of a scope prefix: trailing `/` removed, `None` when
-/// that leaves nothing (no scope constraint).
-pub(super) fn scope_prefix(prefix: Option<&str>) -> Option<&str> {
-    let p = prefix?.trim_end_matches('/');
+/// A scope as the store keeps it: rooted, with a leading `/` added when it
+/// lacks one (`a/b` is `/a/b`), so that rooted prefixes reach it.
+pub(super) fn rooted_scope(scope: String) -> String {
+    if scope.starts_with('/') {
+        scope
+    } else {
+        format!("/{scope}")
+    }
+}
+
+/// A scope prefix as it is compared: trailing `/` removed, rooted as
+/// [`rooted_scope`] roots scopes; empty for the root (everything).
+pub(super) fn rooted_prefix(prefix: &str) -> String {
+    let p = prefix.trim_end_matches('/');
+    if p.is_empty() || p.starts_with('/') {
+        p.to_owned()
+    } else {
+        format!("/{p}")
+    }
+}
+
+/// The effective form of a scope prefix: [`rooted_prefix`], `None` for the
+/// root (no scope constraint).
+pub(super) fn scope_prefix(prefix: Option<&str>) -> Option<String> {
+    let p = rooted_prefix(prefix?);
     (!p.is_empty()).then_some(p)
 }
 
@@ -58,7 +79,7 @@ impl Filter {
             }
             match key.as_str() {
                 "scope_prefix" => match value {
-                    Value::String(s) => f.scope = scope_prefix(Some(&s)).map(str::to_owned),
+                    Value::String(s) => f.scope = scope_prefix(Some(&s)),
                     other => {
                         return Err(invalid(format!(
                             "filter.scope_prefix must be a string, not {}",
@@ -94,7 +115,7 @@ impl Filter {
 
     pub(super) fn scope(scope: Option<&str>) -> Filter {
         Filter {
-            scope: scope_prefix(scope).map(str::to_owned),
+            scope: scope_prefix(scope),
             ..Filter::default()
         }
     }

@@ -22,12 +22,14 @@
 //!   of an existing id re-inserts it, as LanceDB's update does), which is the
 //!   SQLite rowid and so survives reopening. `list` orders by `created_ts`
 //!   descending, then later insertion first.
-//! * Scope prefixes are compared by path segment: a prefix `p` (trailing `/`
-//!   removed) matches scope `p` and scopes starting with `p/`; an absent,
-//!   empty or `/` prefix matches everything. No leading `/` is added (CrewAI
-//!   normalises scopes before they reach storage). LanceDB's plain string
-//!   prefix (`/a/b` also matching `/a/bc`) and its `OR scope = '/'` in
-//!   `delete` are deliberately not reproduced.
+//! * Scopes are rooted: a scope saved without a leading `/` gets one (`a/b`
+//!   is kept as `/a/b`), and so does every scope prefix and parent given to
+//!   a call; opening a file written before this rule roots its stored scopes
+//!   (schema version 2, `migrate_2.sql`). Prefixes are compared by path
+//!   segment: a prefix `p` (trailing `/` removed) matches scope `p` and scopes
+//!   starting with `p/`; an absent, empty or `/` prefix matches everything.
+//!   LanceDB's plain string prefix (`/a/b` also matching `/a/bc`) and its
+//!   `OR scope = '/'` in `delete` are deliberately not reproduced.
 //! * Filter members are ANDed; `null` is the same as absent. `categories` and
 //!   `ids` are "any of": an empty list matches nothing (LanceDB treats an
 //!   empty list as no filter; the caller drops empty lists to get that).

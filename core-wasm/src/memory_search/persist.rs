@@ -8,7 +8,7 @@
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
-use super::constants::{constants, SCHEMA};
+use super::constants::{constants, MIGRATIONS, SCHEMA};
 use super::index::{Index, Record};
 use super::MemError;
 use crate::json::{self, Value};
@@ -53,11 +53,42 @@ pub fn open(path: &str) -> Result<Connection, MemError> {
     // The 16 MiB page cache lets a batch of a thousand 1536-dimensional rows
     // commit without spilling (each spill costs an extra journal sync).
     conn.execute_batch(&c.pragmas())?;
-    conn.execute_batch(&format!("BEGIN IMMEDIATE;{SCHEMA}COMMIT;"))
+    transaction(&conn, SCHEMA)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Runs `sql` in one write transaction.
+fn transaction(conn: &Connection, sql: &str) -> Result<(), MemError> {
+    conn.execute_batch(&format!("BEGIN IMMEDIATE;{sql}COMMIT;"))
         .inspect_err(|_| {
             let _ = conn.execute_batch("ROLLBACK");
         })?;
-    Ok(conn)
+    Ok(())
+}
+
+/// Brings a file written by an older version up to the current schema
+/// (each migration is idempotent and sets the new version itself); refuses
+/// one written by a newer version.
+fn migrate(conn: &Connection) -> Result<(), MemError> {
+    let version: i64 = conn
+        .query_row("SELECT value FROM store_meta WHERE key = 'schema_version'", [], |r| {
+            r.get(0)
+        })
+        .map_err(|_| corrupt("schema_version"))?;
+    let current = constants().schema_version;
+    if version > current {
+        return Err(MemError::Storage(format!(
+            "the memory store was written by a newer fast-crewai (schema version {version}; \
+             this one reads up to {current})"
+        )));
+    }
+    for (to, sql) in MIGRATIONS {
+        if version < to {
+            transaction(conn, sql)?;
+        }
+    }
+    Ok(())
 }
 
 /// `PRAGMA data_version`: changes when another connection commits.

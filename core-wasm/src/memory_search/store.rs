@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::codec::{decode_vector, parse_records, write_hits, write_record, write_rows, write_string_array};
-use super::filter::{in_scope, string_list, Filter};
+use super::filter::{in_scope, rooted_prefix, string_list, Filter};
 use super::index::Index;
 use super::search::{text_top_k, vector_top_k};
 use super::{invalid, mismatch, parse_json, persist, MemError};
@@ -222,7 +222,8 @@ impl Store {
     /// for `scope` and everything below it.
     pub fn scope_info(&mut self, scope: &str) -> Result<String, MemError> {
         let index = &self.index;
-        let prefix = scope.trim_end_matches('/');
+        let prefix = rooted_prefix(scope);
+        let prefix = prefix.as_str();
         let child_prefix = format!("{prefix}/");
         let mut count = 0u64;
         let mut categories: BTreeSet<&String> = BTreeSet::new();
@@ -276,7 +277,7 @@ impl Store {
 
     /// The immediate child scopes of `parent`, sorted.
     pub fn list_scopes(&mut self, parent: &str) -> Result<String, MemError> {
-        let prefix = format!("{}/", parent.trim_end_matches('/'));
+        let prefix = format!("{}/", rooted_prefix(parent));
         let mut children: BTreeSet<&str> = BTreeSet::new();
         for r in self.index.records() {
             if let Some(rest) = r.scope.strip_prefix(&prefix) {

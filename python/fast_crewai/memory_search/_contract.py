@@ -47,7 +47,12 @@ def _package_text(name: str) -> str:
 # constants.rs): the tables (schema.sql) and the constants (constants.json).
 #: The statements creating the store's tables, run in the open's transaction.
 SCHEMA = _package_text("schema.sql")
+#: The migrations of older files: each brings a file whose ``schema_version``
+#: is below its number up to it (idempotent; it sets the version itself).
+MIGRATIONS = ((2, _package_text("migrate_2.sql")),)
 _CONSTANTS: dict[str, Any] = json.loads(_package_text("constants.json"))
+#: The ``schema_version`` this version writes and reads.
+SCHEMA_VERSION = int(_CONSTANTS["schema_version"])
 #: The journal mode, page size (of a new file), synchronous level, page cache
 #: size (negative: KiB) and lock wait of every connection to a store.
 JOURNAL_MODE = str(_CONSTANTS["journal_mode"])

@@ -29,8 +29,10 @@ from ..runtime.settings import call_timeout
 from ._contract import (
     BUSY_TIMEOUT,
     JOURNAL_MODE,
+    MIGRATIONS,
     PRAGMAS,
     SCHEMA,
+    SCHEMA_VERSION,
     U32_MAX,
     _dumps,
     _Guarded,
@@ -46,6 +48,7 @@ from ._reference_input import (
     _parse_records,
     _plain_text,
     _Record,
+    _rooted_prefix,
 )
 from ._reference_table import _squared_distances, _Table, _total_order
 
@@ -92,7 +95,23 @@ class PythonMemoryIndex(_Guarded):
             raise StorageFailure(f"could not switch the journal to {JOURNAL_MODE} mode (it is {mode})")
         conn.executescript(PRAGMAS)
         conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+        self._migrate(conn)
         self._sync(conn)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """The core's migrate (see its persist.rs), step for step."""
+        (version,) = conn.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() or (None,)
+        if not isinstance(version, int):
+            raise _corrupt("schema_version")
+        if version > SCHEMA_VERSION:
+            raise StorageFailure(
+                f"the memory store was written by a newer fast-crewai (schema version {version}; "
+                f"this one reads up to {SCHEMA_VERSION})"
+            )
+        for to, sql in MIGRATIONS:
+            if version < to:
+                conn.executescript(f"BEGIN IMMEDIATE;{sql}COMMIT;")
 
     def _run(self, write: bool, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """Runs ``work`` under the locks and the call deadline; a failed call
@@ -380,7 +399,7 @@ class PythonMemoryIndex(_Guarded):
         return str(self._read(work))
 
     def scope_info(self, scope: str) -> str:
-        prefix = _plain_text(scope).rstrip("/")
+        prefix = _rooted_prefix(_plain_text(scope))
         child_prefix = prefix + "/"
 
         def work(table: _Table) -> str:
@@ -413,7 +432,7 @@ class PythonMemoryIndex(_Guarded):
         return str(self._read(work))
 
     def list_scopes(self, parent: str) -> str:
-        prefix = _plain_text(parent).rstrip("/") + "/"
+        prefix = _rooted_prefix(_plain_text(parent)) + "/"
 
         def work(table: _Table) -> str:
             children = set()

@@ -11,9 +11,11 @@ Where it deliberately differs from ``LanceDBStorage``:
   LanceDB filters categories and metadata after fetching ``3 * limit``
   candidates, so it can return fewer (or other) records.
 * Scope prefixes match by path segment (``/crew/a`` matches ``/crew/a`` and
-  ``/crew/a/x``, not ``/crew/ab``), and a prefix without a leading ``/`` gets
-  one, in every method (LanceDB adds it in some methods only). ``delete`` with
-  a scope no longer also deletes the records of the root scope ``/``.
+  ``/crew/a/x``, not ``/crew/ab``). A scope or prefix without a leading ``/``
+  gets one, in every method and when a record is saved (LanceDB adds it to
+  prefixes in some methods only and stores scopes as given); opening a store
+  written before this rule roots its scopes. ``delete`` with a scope no
+  longer also deletes the records of the root scope ``/``.
 * ``delete`` ANDs all the criteria it is given (LanceDB ignores some
   combinations), and ``delete(record_ids=[])`` deletes nothing (LanceDB
   deletes everything).
@@ -205,14 +207,6 @@ def _wire(value: Any, what: str) -> str:
         raise InvalidRecordError(f"{what} cannot be stored as JSON: {exc}") from None
 
 
-def _rooted(prefix: str | None) -> str | None:
-    """A scope prefix as CrewAI writes scopes (leading ``/``); None for the
-    root, which constrains nothing."""
-    if prefix is None or not prefix.strip("/"):
-        return None
-    return prefix if prefix.startswith("/") else "/" + prefix
-
-
 def _filter(
     scope_prefix: str | None = None,
     categories: list[str] | None = None,
@@ -221,8 +215,8 @@ def _filter(
     older_than: datetime | None = None,
 ) -> str:
     members: dict[str, Any] = {}
-    if (rooted := _rooted(scope_prefix)) is not None:
-        members["scope_prefix"] = rooted
+    if scope_prefix is not None:
+        members["scope_prefix"] = scope_prefix
     # Empty lists and dicts mean "no filter", as in LanceDBStorage.
     if categories:
         members["categories"] = list(categories)
@@ -361,12 +355,12 @@ class AcceleratedMemoryStorage:
         """Records under ``scope_prefix``, newest ``created_at`` first."""
         if limit <= 0 or offset < 0:
             return []
-        text = self._live().list(_rooted(scope_prefix), min(limit, U32_MAX), min(offset, U32_MAX))
+        text = self._live().list(scope_prefix, min(limit, U32_MAX), min(offset, U32_MAX))
         return [record_from_wire(item) for item in json.loads(text)]
 
     def get_scope_info(self, scope: str) -> ScopeInfo:
         path = scope.rstrip("/") or "/"
-        info = json.loads(self._live().scope_info(_rooted(path) or "/"))
+        info = json.loads(self._live().scope_info(path))
         return ScopeInfo(
             path=path,
             record_count=info["record_count"],
@@ -377,20 +371,20 @@ class AcceleratedMemoryStorage:
         )
 
     def list_scopes(self, parent: str = "/") -> list[str]:
-        scopes: list[str] = json.loads(self._live().list_scopes(_rooted(parent) or "/"))
+        scopes: list[str] = json.loads(self._live().list_scopes(parent))
         return scopes
 
     def list_categories(self, scope_prefix: str | None = None) -> dict[str, int]:
-        counts: dict[str, int] = json.loads(self._live().list_categories(_rooted(scope_prefix)))
+        counts: dict[str, int] = json.loads(self._live().list_categories(scope_prefix))
         return counts
 
     def count(self, scope_prefix: str | None = None) -> int:
-        return self._live().count(_rooted(scope_prefix))
+        return self._live().count(scope_prefix)
 
     def reset(self, scope_prefix: str | None = None) -> None:
         """Deletes every record under ``scope_prefix``; with none (or ``/``)
         every record, and the stored dimension with them."""
-        self._live().reset(_rooted(scope_prefix))
+        self._live().reset(scope_prefix)
 
     def touch_records(self, record_ids: list[str]) -> None:
         """Sets ``last_accessed`` of these records to now (naive UTC)."""

@@ -242,6 +242,37 @@ fn list_and_scope_queries() {
 }
 
 #[test]
+fn scopes_without_a_leading_slash_are_rooted() {
+    let (_dir, mut s) = open_temp("rooted");
+    save(
+        &mut s,
+        &[
+            rec("1", "", "a/b", &["x"], 1.0, None),
+            rec("2", "", "", &[], 2.0, None),
+            rec("3", "", "/a", &[], 3.0, None),
+        ],
+    );
+    let scope_of = |s: &mut Store, id: &str| match json::parse(&s.get(id).unwrap().unwrap()).unwrap().get("scope") {
+        Some(Value::String(scope)) => scope.clone(),
+        other => panic!("scope {other:?}"),
+    };
+    assert_eq!(scope_of(&mut s, "1"), "/a/b");
+    assert_eq!(scope_of(&mut s, "2"), "/");
+    for prefix in ["a", "/a", "a/", "/a/"] {
+        assert_eq!(ids_of(&s.list(Some(prefix), 10, 0).unwrap()), ["3", "1"], "{prefix}");
+        assert_eq!(s.count(Some(prefix)).unwrap(), 2, "{prefix}");
+    }
+    assert_eq!(ids_of(&s.list(Some("a/b"), 10, 0).unwrap()), ["1"]);
+    assert_eq!(s.list_scopes("a").unwrap(), "[\"/a/b\"]");
+    assert_eq!(s.list_scopes("").unwrap(), "[\"/a\"]");
+    assert!(s.scope_info("a").unwrap().starts_with("{\"record_count\":2,"));
+    assert_eq!(s.list_categories(Some("a/b")).unwrap(), "{\"x\":1}");
+    assert_eq!(s.delete("{\"scope_prefix\":\"a/b\"}").unwrap(), 1);
+    s.reset(Some("a")).unwrap();
+    assert_eq!(ids_of(&s.list(None, 10, 0).unwrap()), ["2"]);
+}
+
+#[test]
 fn bm25_ranking_matches_hand_computation() {
     let (_dir, mut s) = open_temp("bm25");
     save(

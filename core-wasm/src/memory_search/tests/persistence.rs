@@ -17,6 +17,57 @@ fn negative_zero_numbers_read_back_the_same_after_reopening() {
     assert_eq!(s.get("z").unwrap().unwrap(), live);
 }
 
+/// A version-1 file (scopes stored as given) with one unrooted scope.
+fn version_1_file(dir: &TempDir) {
+    let conn = Connection::open(dir.db()).unwrap();
+    conn.execute_batch(super::super::constants::SCHEMA).unwrap();
+    conn.execute_batch(
+        "INSERT INTO memories (id, content, scope, categories, metadata, importance, created_at, \
+         created_ts, last_accessed, private) VALUES \
+         ('old', 'c', 'crew/a', '[]', '{}', 0.5, 't', 1.0, 't', 0), \
+         ('rooted', 'c', '/crew/b', '[]', '{}', 0.5, 't', 2.0, 't', 0);",
+    )
+    .unwrap();
+}
+
+#[test]
+fn opening_a_version_1_file_roots_its_scopes() {
+    let dir = TempDir::new("migrate");
+    version_1_file(&dir);
+    let mut s = Store::open(&dir.db()).unwrap();
+    assert_eq!(ids_of(&s.list(Some("/crew"), 10, 0).unwrap()), ["rooted", "old"]);
+    assert_eq!(s.list_scopes("/crew").unwrap(), "[\"/crew/a\",\"/crew/b\"]");
+    drop(s);
+    let conn = Connection::open(dir.db()).unwrap();
+    let version: i64 = conn
+        .query_row("SELECT value FROM store_meta WHERE key = 'schema_version'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(version, 2);
+    let scopes: Vec<String> = conn
+        .prepare("SELECT scope FROM memories ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(scopes, ["/crew/a", "/crew/b"]);
+}
+
+#[test]
+fn a_file_from_a_newer_version_is_refused() {
+    let dir = TempDir::new("newer");
+    drop(Store::open(&dir.db()).unwrap());
+    let conn = Connection::open(dir.db()).unwrap();
+    conn.execute("UPDATE store_meta SET value = 3 WHERE key = 'schema_version'", [])
+        .unwrap();
+    match Store::open(&dir.db()) {
+        Err(MemError::Storage(m)) => assert!(m.contains("newer"), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
 #[test]
 fn persistence_across_reopen() {
     let dir = TempDir::new("reopen");

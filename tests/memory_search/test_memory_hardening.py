@@ -1,0 +1,84 @@
+"""Bad input and odd files, on both backends: scopes without a leading
+``/``, embeddings another tool wrote as NaN, records and results too large
+to cross the boundary, running out of the core's memory, and arguments of
+the wrong type."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crewai.memory.types import MemoryRecord
+
+from fast_crewai.memory_search._contract import SCHEMA
+from fast_crewai.memory_search._storage import DATABASE_NAME, AcceleratedMemoryStorage
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path) -> Iterator[AcceleratedMemoryStorage]:
+    with AcceleratedMemoryStorage(tmp_path) as storage:
+        yield storage
+
+
+def rec(id: str, vector: list[float] | None = None, **fields: Any) -> MemoryRecord:
+    return MemoryRecord(id=id, content=fields.pop("content", f"content of {id}"), embedding=vector, **fields)
+
+
+def ids(hits: list[tuple[MemoryRecord, float]]) -> list[str]:
+    return [record.id for record, _ in hits]
+
+
+# --------------------------------------------------------------------------- scopes
+
+
+def test_scopes_without_a_leading_slash_are_rooted_at_save(store: AcceleratedMemoryStorage) -> None:
+    store.save([rec("ab", [1.0], scope="a/b"), rec("a", [2.0], scope="/a"), rec("x", [3.0], scope="x")])
+    got = store.get_record("ab")
+    assert got is not None and got.scope == "/a/b"
+    for prefix in ("a", "/a", "a/", "/a/"):
+        assert sorted(ids(store.search([1.0], scope_prefix=prefix))) == ["a", "ab"]
+        assert store.count(prefix) == 2
+        assert sorted(r.id for r in store.list_records(prefix)) == ["a", "ab"]
+    assert ids(store.search_text("content", scope_prefix="a/b")) == ["ab"]
+    assert store.list_scopes("a") == ["/a/b"]
+    assert store.list_scopes("/") == ["/a", "/x"]
+    assert store.get_scope_info("a").record_count == 2
+    assert store.delete(scope_prefix="a/b") == 1
+    store.reset("x")
+    assert [r.id for r in store.list_records()] == ["a"]
+
+
+def write_version_1_file(database: Path) -> None:
+    """A store as version 1 left it: schema_version 1, scopes as given."""
+    conn = sqlite3.connect(database)
+    try:
+        conn.executescript(SCHEMA)
+        conn.executemany(
+            "INSERT INTO memories (id, content, scope, categories, metadata, importance, created_at, created_ts, "
+            "last_accessed, private) VALUES (?, 'c', ?, '[]', '{}', 0.5, '2026-01-01T00:00:00', ?, "
+            "'2026-01-01T00:00:00', 0)",
+            [("old", "crew/a", 1.0), ("rooted", "/crew/b", 2.0), ("empty", "", 3.0)],
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_opening_a_version_1_store_roots_its_scopes(backend: str, tmp_path: Path) -> None:
+    write_version_1_file(tmp_path / DATABASE_NAME)
+    with AcceleratedMemoryStorage(tmp_path) as store:
+        assert sorted(r.id for r in store.list_records("crew")) == ["old", "rooted"]
+        assert store.list_scopes("/") == ["/crew"]
+        assert store.delete(scope_prefix="/crew/a") == 1
+    conn = sqlite3.connect(tmp_path / DATABASE_NAME)
+    try:
+        assert conn.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() == (2,)
+        assert conn.execute("SELECT id, scope FROM memories ORDER BY seq").fetchall() == [
+            ("rooted", "/crew/b"),
+            ("empty", "/"),
+        ]
+    finally:
+        conn.close()
