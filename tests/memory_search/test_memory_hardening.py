@@ -5,11 +5,13 @@ the wrong type."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from crewai.memory.types import MemoryRecord
 
@@ -82,3 +84,43 @@ def test_opening_a_version_1_store_roots_its_scopes(backend: str, tmp_path: Path
         ]
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------- NaN vectors written by another tool
+
+
+def write_unusable_rows(database: Path, dim: int) -> None:
+    """Rows with a NaN or infinite vector element, as another tool might
+    write them (saves refuse such vectors)."""
+    conn = sqlite3.connect(database)
+    try:
+        for id, bad in (("nan", math.nan), ("inf", math.inf), ("neg", -math.inf)):
+            vector = np.full(dim, 0.5, dtype="<f4")
+            vector[dim // 2] = bad
+            conn.execute(
+                "INSERT INTO memories (id, content, scope, categories, metadata, importance, created_at, created_ts, "
+                "last_accessed, private, embedding) VALUES (?, 'odd row', '/', '[]', '{}', 0.5, "
+                "'2026-01-01T00:00:00', 0.0, '2026-01-01T00:00:00', 0, ?)",
+                (id, vector.tobytes()),
+            )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+# 3 dimensions: the core's exact scan; 300 x 64: its int8 pre-scan first.
+@pytest.mark.parametrize(("rows", "dim"), [(5, 3), (300, 64)])
+def test_vectors_with_nan_or_infinity_are_never_hits(store: AcceleratedMemoryStorage, rows: int, dim: int) -> None:
+    store.save([rec(f"r{i}", [float((i + j) % 7) for j in range(dim)]) for i in range(rows)])
+    write_unusable_rows(store.database, dim)
+    query = [0.5] * dim
+    for min_score in (-1.0, 0.0):
+        found = ids(store.search(query, limit=rows + 10, min_score=min_score))
+        assert len(found) == rows and all(id.startswith("r") for id in found)
+    # Everything else sees them as ordinary records, vector as stored.
+    assert store.count() == rows + 3
+    assert ids(store.search_text("odd")) == ["nan", "inf", "neg"]
+    got = store.get_record("nan")
+    assert got is not None and got.embedding is not None and math.isnan(got.embedding[dim // 2])
+    store.update(rec("nan", query))
+    assert ids(store.search(query, limit=1)) == ["nan"]

@@ -17,6 +17,10 @@
 //!   bounded heap keeps the top `limit`. A row is skipped without reading its
 //!   vector only when the norm bound `(|q| - |x|)^2 <= d` proves it cannot
 //!   rank, so results are those of the full scan.
+//! * A stored vector holding NaN or an infinity (saves refuse them; only a
+//!   file written by another tool has one) is never a vector-search hit,
+//!   whatever `min_score`; the record is otherwise an ordinary one (`get`,
+//!   `list`, text search and counts see it, with its vector as stored).
 //! * Ties: equal distances (or equal BM25 scores) rank by insertion order,
 //!   earlier first. "Insertion" is the latest write of the record (`save`
 //!   of an existing id re-inserts it, as LanceDB's update does), which is the

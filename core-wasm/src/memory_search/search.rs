@@ -130,8 +130,12 @@ pub(super) fn vector_top_k_quantized(
     let root_of = |cut: f64| ((cut + tiny) / lo_shrink).max(0.0).sqrt();
     let mut cut = d_cap;
     let mut root_cut = root_of(cut);
+    let skip_unusable = index.has_unusable();
     let mut visit = |row: usize| {
         if !trivial && !matcher.matches(row) {
+            return;
+        }
+        if skip_unusable && !index.norm(row).is_finite() {
             return;
         }
         let code = index.qcode(row);
@@ -234,8 +238,12 @@ pub(super) fn vector_top_k_exact(
     let matcher = filter.matcher(index);
     let candidates = filter.candidate_rows(index);
     let mut heap: BinaryHeap<Near> = BinaryHeap::with_capacity(k.min(index.len()));
+    let skip_unusable = index.has_unusable();
     let mut visit = |row: usize| {
         if !trivial && !matcher.matches(row) {
+            return;
+        }
+        if skip_unusable && !index.norm(row).is_finite() {
             return;
         }
         if prune {

@@ -351,7 +351,9 @@ class PythonMemoryIndex(_Guarded):
             seqs = table.seqs[:n] if rows is None else table.seqs[rows]
             d = np.maximum(_squared_distances(vectors, q), 0.0)
             scores = 1.0 / (1.0 + d)
-            keep = np.flatnonzero(scores >= min_score)
+            passing = scores >= min_score
+            usable = table.usable(rows)
+            keep = np.flatnonzero(passing if usable is None else passing & usable)
             best = keep[np.lexsort((seqs[keep], d[keep]))[:limit]]
             return table.hits_json((int(i) if rows is None else int(rows[i]), float(scores[i])) for i in best)
 

@@ -89,6 +89,9 @@ class _Table:
         self.vectors: Vector = np.zeros((0, dim or 0), dtype="<f4")
         self.seqs: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self.text = _TextIndex()
+        # Ids whose vector holds NaN or an infinity (only a file written by
+        # another tool has one): never a vector-search hit, as in the core.
+        self.unusable: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -128,6 +131,9 @@ class _Table:
             self.records[row] = record
         if self.dim is not None:
             self.vectors[row] = 0.0 if embedding is None else embedding
+        self.unusable.discard(record.id)
+        if embedding is not None and not np.isfinite(embedding).all():
+            self.unusable.add(record.id)
         self.seqs[row] = seq
         self.text.add(record.id, record.content)
 
@@ -143,7 +149,17 @@ class _Table:
                 self.seqs[row] = self.seqs[last]
             self.records.pop()
             del self.by_id[removed.id]
+            self.unusable.discard(removed.id)
             self.text.remove(removed.id)
+
+    def usable(self, rows: npt.NDArray[np.intp] | None) -> npt.NDArray[np.bool_] | None:
+        """Which of ``rows`` (all when None) have a usable vector; None when
+        every row has."""
+        if not self.unusable:
+            return None
+        ok = np.ones(len(self.records), dtype=bool)
+        ok[[self.by_id[id] for id in self.unusable]] = False
+        return ok if rows is None else ok[rows]
 
     def embedding(self, row: int) -> str | None:
         if not self.records[row].has_embedding:

@@ -193,3 +193,60 @@ fn capacity_limit_is_an_error() {
         Err(MemError::Capacity(_))
     ));
 }
+
+/// Rows another tool wrote with NaN or infinite vector elements.
+fn write_unusable_rows(dir: &TempDir, dim: usize) {
+    let conn = Connection::open(dir.db()).unwrap();
+    for (id, bad) in [("nan", f32::NAN), ("inf", f32::INFINITY), ("neg", f32::NEG_INFINITY)] {
+        let mut v = vec![0.5f32; dim];
+        v[dim / 2] = bad;
+        let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        conn.execute(
+            "INSERT INTO memories (id, content, scope, categories, metadata, importance, created_at, \
+             created_ts, last_accessed, private, embedding) \
+             VALUES (?1, 'odd row', '/', '[]', '{}', 0.5, 't', 0.0, 't', 0, ?2)",
+            rusqlite::params![id, blob],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn vectors_with_nan_or_infinity_are_never_hits() {
+    // 3 dimensions: the exact scan; 300 x 64: the int8 pre-scan first.
+    for (rows, dim) in [(5usize, 3usize), (300, 64)] {
+        let (dir, mut s) = open_temp("unusable");
+        let recs: Vec<String> = (0..rows)
+            .map(|i| {
+                let e: Vec<f32> = (0..dim).map(|j| ((i + j) % 7) as f32).collect();
+                rec(&format!("r{i}"), "plain", "/", &[], i as f64, Some(&e))
+            })
+            .collect();
+        save(&mut s, &recs);
+        write_unusable_rows(&dir, dim);
+        assert!(s.refresh().unwrap());
+        s.check();
+        let q = vec![0.5f32; dim];
+        for min_score in [-1.0, 0.0] {
+            let found = ids_of(&s.search(&b64(&q), "{}", rows as u32 + 10, min_score).unwrap());
+            assert_eq!(found.len(), rows, "{rows}x{dim}");
+            assert!(found.iter().all(|id| id.starts_with('r')), "{found:?}");
+        }
+        let filtered = s
+            .search(&b64(&q), "{\"ids\":[\"nan\",\"inf\",\"r0\"]}", 10, -1.0)
+            .unwrap();
+        assert_eq!(ids_of(&filtered), ["r0"]);
+        // Everything else sees them as ordinary records.
+        assert_eq!(s.count(None).unwrap() as usize, rows + 3);
+        assert_eq!(ids_of(&s.search_text("odd", "{}", 10).unwrap()), ["nan", "inf", "neg"]);
+        let got = s.get("nan").unwrap().unwrap();
+        let mut nan = vec![0.5f32; dim];
+        nan[dim / 2] = f32::NAN;
+        assert!(got.contains(&hex(&nan)), "{got}");
+        // Replacing one with a finite vector makes it a hit again.
+        save(&mut s, &[rec("nan", "fixed", "/", &[], 0.0, Some(&q))]);
+        assert_eq!(ids_of(&search(&mut s, &q, "{}", 1)), ["nan"]);
+        assert_eq!(s.delete("{\"ids\":[\"inf\",\"neg\"]}").unwrap(), 2);
+        s.check();
+    }
+}
