@@ -92,6 +92,17 @@ class InvalidRecordError(MemoryStoreError, ValueError):
     type, a non-JSON metadata value)."""
 
 
+class RecordTooLargeError(InvalidRecordError):
+    """A record is larger, as the store returns it (JSON with the embedding
+    as hex), than the most one record may be, so it could not be read back
+    across the core's boundary; nothing was saved."""
+
+
+class ResultTooLargeError(MemoryStoreError):
+    """A read would return more than one call may carry across the core's
+    boundary; ask for fewer records (a lower ``limit``)."""
+
+
 class StoreCapacityError(MemoryStoreError):
     """The store would no longer fit in the core's 4 GiB linear memory."""
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from crewai.memory.types import MemoryRecord
 
-from fast_crewai.memory_search._contract import SCHEMA
+from fast_crewai import RecordTooLargeError, ResultTooLargeError
+from fast_crewai.memory_search._contract import MAX_RECORD_BYTES, MAX_RESULT_BYTES, SCHEMA
 from fast_crewai.memory_search._storage import DATABASE_NAME, AcceleratedMemoryStorage
 
 
@@ -124,3 +125,80 @@ def test_vectors_with_nan_or_infinity_are_never_hits(store: AcceleratedMemorySto
     assert got is not None and got.embedding is not None and math.isnan(got.embedding[dim // 2])
     store.update(rec("nan", query))
     assert ids(store.search(query, limit=1)) == ["nan"]
+
+
+# --------------------------------------------------------------------------- records and results too large
+
+
+def test_a_record_too_large_to_read_back_is_refused_at_save(store: AcceleratedMemoryStorage) -> None:
+    store.save([rec("x", [1.0, 2.0], content="")])
+    found = store._index.get("x")
+    assert found is not None
+    base = len(found.encode())
+    content = "a" * (MAX_RECORD_BYTES - base)
+    store.save([rec("x", [1.0, 2.0], content=content)])
+    found = store._index.get("x")
+    assert found is not None and len(found.encode()) == MAX_RECORD_BYTES
+    got = store.get_record("x")
+    assert got is not None and got.content == content
+    # One byte more (here a two-byte character) is refused; the batch saves nothing.
+    for bigger in (content + "a", content[1:] + "é"):
+        with pytest.raises(RecordTooLargeError, match=r"records\[1\]"):
+            store.save([rec("y", [1.0, 2.0]), rec("x", [1.0, 2.0], content=bigger)])
+        assert store.count() == 1
+    # What the issue saw: a 140 MB record saved, then unreadable. Now refused.
+    with pytest.raises(RecordTooLargeError):
+        store.save([rec("huge", [1.0, 2.0], content="z" * 140_000_000)])
+    assert store.count() == 1
+
+
+def test_a_result_too_large_to_return_is_refused(store: AcceleratedMemoryStorage) -> None:
+    # Eight records just under the record limit: seven fit in one result,
+    # eight do not.
+    # (Few, long words: the reference tokenises in Python.)
+    content = "word " + "w" * (MAX_RECORD_BYTES - 400)
+    for i in range(8):
+        store.save([rec(f"r{i}", [float(i)], content=content)])
+    assert len(store.list_records(limit=7)) == 7
+    assert len(store.search_text("word", limit=7)) == 7
+    for call in (
+        lambda: store.list_records(limit=8),
+        lambda: store.search_text("word", limit=8),
+        lambda: store.search([1.0], limit=8),
+    ):
+        with pytest.raises(ResultTooLargeError):
+            call()
+    assert store.delete(record_ids=["r0"]) == 1
+    assert len(store.search([1.0], limit=8)) == 7
+
+
+def test_a_stored_record_too_large_to_return_is_an_error_not_a_trap(backend: str, tmp_path: Path) -> None:
+    """A file another tool (or an older version) wrote with a record larger
+    than one call may return: reads that would return it raise, the rest of
+    the store works, and it can be deleted."""
+    with AcceleratedMemoryStorage(tmp_path) as store:
+        store.save([rec("small", [1.0])])
+        conn = sqlite3.connect(store.database)
+        try:
+            conn.execute(
+                "INSERT INTO memories (id, content, scope, categories, metadata, importance, created_at, created_ts, "
+                "last_accessed, private, embedding) VALUES ('big', ?, '/', '[]', '{}', 0.5, '2026-01-01T00:00:00', "
+                "0.0, '2026-01-01T00:00:00', 0, ?)",
+                ("needle " + "y" * MAX_RESULT_BYTES, np.array([1.0], dtype="<f4").tobytes()),
+            )
+            conn.commit()
+        finally:
+            conn.close()
+        for call in (
+            lambda: store.get_record("big"),
+            lambda: store.list_records(),
+            lambda: store.search_text("needle"),
+            lambda: store.search([1.0]),
+        ):
+            with pytest.raises(ResultTooLargeError):
+                call()
+        assert store.count() == 2
+        got = store.get_record("small")
+        assert got is not None and got.content == "content of small"
+        assert store.delete(record_ids=["big"]) == 1
+        assert ids(store.search([1.0])) == ["small"]

@@ -3,10 +3,11 @@
 
 use base64::Engine as _;
 
+use super::constants::constants;
 use super::filter::rooted_scope;
 use super::index::{Index, Record};
 use super::{invalid, parse_json, MemError};
-use crate::json::{self, Value};
+use crate::json::{self, Number, Value};
 
 /// anything but finite numbers.
 pub(super) fn decode_vector(text: &str, what: &str) -> Result<Vec<f32>, MemError> {
@@ -171,8 +172,8 @@ pub(super) fn number(v: &Value, i: usize, key: &str) -> Result<f64, MemError> {
 // ---------------------------------------------------------------------------
 // Records out
 
-pub(super) fn write_record(out: &mut String, index: &Index, row: usize) {
-    let r = index.record(row);
+/// Writes `r` with `embedding` as the store returns records.
+fn write_fields(out: &mut String, r: &Record, embedding: Option<&[f32]>) {
     out.push_str("{\"id\":");
     json::write_string(out, &r.id);
     out.push_str(",\"content\":");
@@ -199,11 +200,38 @@ pub(super) fn write_record(out: &mut String, index: &Index, row: usize) {
     out.push_str(",\"private\":");
     out.push_str(if r.private { "true" } else { "false" });
     out.push_str(",\"embedding\":");
-    match index.embedding(row) {
+    match embedding {
         Some(v) => encode_vector(out, v),
         None => out.push_str("null"),
     }
     out.push('}');
+}
+
+pub(super) fn write_record(out: &mut String, index: &Index, row: usize) {
+    write_fields(out, index.record(row), index.embedding(row));
+}
+
+/// Checks that `r`, with an embedding of `dim` elements (`None`: none), is
+/// at most `max_record_bytes` as the store returns it, so that every record
+/// saved can be read back across the boundary. `scratch` is working space;
+/// `what` names the record in the error.
+pub(super) fn check_record_size(
+    scratch: &mut String,
+    r: &Record,
+    dim: Option<usize>,
+    what: impl FnOnce() -> String,
+) -> Result<(), MemError> {
+    scratch.clear();
+    write_fields(scratch, r, None);
+    let len = scratch.len() - "null".len() + dim.map_or("null".len(), |d| 8 * d + 2);
+    let limit = constants().max_record_bytes;
+    if len as u64 > limit {
+        return Err(MemError::RecordTooLarge(format!(
+            "{} is {len} bytes as the store returns it (JSON, the embedding as hex), over the limit of {limit}",
+            what()
+        )));
+    }
+    Ok(())
 }
 
 pub(super) fn write_string_array<'a>(out: &mut String, items: impl Iterator<Item = &'a String>) {
@@ -217,30 +245,141 @@ pub(super) fn write_string_array<'a>(out: &mut String, items: impl Iterator<Item
     out.push(']');
 }
 
-pub(super) fn write_hits(index: &Index, hits: &[(usize, f64)]) -> String {
-    let mut out = String::from("[");
-    for (i, &(row, score)) in hits.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('[');
-        write_record(&mut out, index, row);
-        out.push(',');
-        json::write_float(&mut out, score);
-        out.push(']');
-    }
-    out.push(']');
-    out
+/// The most a string's JSON literal may take: every byte escaped as
+/// `\u00XX`, and the quotes.
+fn string_bound(s: &str) -> usize {
+    s.len().saturating_mul(6).saturating_add(2)
 }
 
-pub(super) fn write_rows(index: &Index, rows: impl Iterator<Item = usize>) -> String {
-    let mut out = String::from("[");
+/// The most `value`'s JSON may take (see [`string_bound`]).
+fn value_bound(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(Number::Integer(digits)) => digits.len(),
+        // `repr` of a double is at most 24 characters.
+        Value::Number(Number::Float(_)) => 32,
+        Value::String(s) => string_bound(s),
+        Value::Array(items) => items.iter().fold(2, |n, v| n.saturating_add(value_bound(v) + 1)),
+        Value::Object(members) => members.iter().fold(2, |n, (k, v)| {
+            n.saturating_add(string_bound(k)).saturating_add(value_bound(v) + 2)
+        }),
+    }
+}
+
+/// Bounds on the length of row `row`'s JSON: `(at least, at most)`.
+fn record_bounds(index: &Index, row: usize) -> (usize, usize) {
+    let r = index.record(row);
+    let strings = [&r.id, &r.content, &r.scope, &r.created_at, &r.last_accessed]
+        .into_iter()
+        .chain(&r.categories)
+        .chain(&r.source);
+    let vector = index.embedding(row).map_or(4, |v| 8 * v.len() + 2);
+    let (mut low, mut high) = (vector, vector.saturating_add(value_bound(&r.metadata)));
+    for s in strings {
+        low = low.saturating_add(s.len());
+        high = high.saturating_add(string_bound(s) + 1);
+    }
+    // The member names, the two floats and the punctuation (of a hit too).
+    (low, high.saturating_add(512))
+}
+
+/// A JSON result being written. It is refused once it outgrows what one call
+/// may return across the boundary (`max_result_bytes`), and when the core's
+/// memory cannot hold it, so that no read ever traps.
+pub(super) struct Output {
+    text: String,
+    limit: usize,
+}
+
+impl Output {
+    pub(super) fn new() -> Output {
+        Output {
+            text: String::new(),
+            limit: usize::try_from(constants().max_result_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn too_large(&self) -> MemError {
+        MemError::ResultTooLarge(format!(
+            "the result would be over {} bytes, the most one call may return; ask for fewer records",
+            self.limit
+        ))
+    }
+
+    /// Makes room for `bound` more bytes without aborting when memory runs
+    /// out.
+    fn room(&mut self, bound: usize) -> Result<(), MemError> {
+        if self.text.try_reserve(bound).is_err() && self.text.try_reserve_exact(bound).is_err() {
+            return Err(MemError::Capacity(format!(
+                "not enough memory in the core for a result of {} bytes",
+                self.text.len().saturating_add(bound)
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn push_str(&mut self, s: &str) -> Result<(), MemError> {
+        self.room(s.len())?;
+        self.text.push_str(s);
+        self.check()
+    }
+
+    pub(super) fn push_record(&mut self, index: &Index, row: usize) -> Result<(), MemError> {
+        let (low, high) = record_bounds(index, row);
+        if self.text.len().saturating_add(low) > self.limit {
+            return Err(self.too_large());
+        }
+        self.room(high)?;
+        write_record(&mut self.text, index, row);
+        self.check()
+    }
+
+    /// `score` as JSON (room for it was made with its record).
+    pub(super) fn push_score(&mut self, score: f64) {
+        json::write_float(&mut self.text, score);
+    }
+
+    fn check(&self) -> Result<(), MemError> {
+        if self.text.len() > self.limit {
+            return Err(self.too_large());
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish(self) -> Result<String, MemError> {
+        self.check()?;
+        Ok(self.text)
+    }
+}
+
+/// A result written whole (scopes, categories), checked against the limit.
+pub(super) fn bounded(text: String) -> Result<String, MemError> {
+    Output { text, ..Output::new() }.finish()
+}
+
+pub(super) fn write_hits(index: &Index, hits: &[(usize, f64)]) -> Result<String, MemError> {
+    let mut out = Output::new();
+    out.push_str("[")?;
+    for (i, &(row, score)) in hits.iter().enumerate() {
+        out.push_str(if i > 0 { ",[" } else { "[" })?;
+        out.push_record(index, row)?;
+        out.push_str(",")?;
+        out.push_score(score);
+        out.push_str("]")?;
+    }
+    out.push_str("]")?;
+    out.finish()
+}
+
+pub(super) fn write_rows(index: &Index, rows: impl Iterator<Item = usize>) -> Result<String, MemError> {
+    let mut out = Output::new();
+    out.push_str("[")?;
     for (i, row) in rows.enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push_str(",")?;
         }
-        write_record(&mut out, index, row);
+        out.push_record(index, row)?;
     }
-    out.push(']');
-    out
+    out.push_str("]")?;
+    out.finish()
 }

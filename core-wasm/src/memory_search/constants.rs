@@ -42,6 +42,13 @@ pub struct Constants {
     pub max_vector_bytes: u64,
     /// Per vector element: the float32 value and its int8 copy.
     pub bytes_per_element: u64,
+    /// The most one record may take as the store returns it (JSON, the
+    /// embedding as hex); saves refuse larger ones.
+    pub max_record_bytes: u64,
+    /// The most one call may return: wasmtime refuses to copy more than
+    /// 128 MiB from the guest to the host in one call (a trap), so reads
+    /// past this fail with `result-too-large` instead.
+    pub max_result_bytes: u64,
 }
 
 impl Constants {
@@ -91,6 +98,8 @@ fn parse(text: &str) -> Result<Constants, String> {
         bm25_b: number("bm25_b")?,
         max_vector_bytes: unsigned("max_vector_bytes")?,
         bytes_per_element: unsigned("bytes_per_element")?,
+        max_record_bytes: unsigned("max_record_bytes")?,
+        max_result_bytes: unsigned("max_result_bytes")?,
     })
 }
 
@@ -104,6 +113,7 @@ mod tests {
         assert!(c.page_size.is_power_of_two() && (512..=65536).contains(&c.page_size));
         assert!(c.bm25_k1 > 0.0 && (0.0..=1.0).contains(&c.bm25_b));
         assert!(c.max_vector_bytes < 4 << 30);
+        assert!(c.max_record_bytes <= c.max_result_bytes && c.max_result_bytes < 128 << 20);
         assert!(SCHEMA.contains("CREATE TABLE IF NOT EXISTS memories"));
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(c.schema_version));
     }

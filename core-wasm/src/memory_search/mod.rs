@@ -64,6 +64,8 @@ pub enum MemError {
     DimensionMismatch { stored: u32, given: u32 },
     Capacity(String),
     Storage(String),
+    RecordTooLarge(String),
+    ResultTooLarge(String),
 }
 
 impl std::fmt::Display for MemError {
@@ -76,6 +78,8 @@ impl std::fmt::Display for MemError {
             ),
             MemError::Capacity(m) => write!(f, "capacity: {m}"),
             MemError::Storage(m) => write!(f, "storage: {m}"),
+            MemError::RecordTooLarge(m) => write!(f, "record too large: {m}"),
+            MemError::ResultTooLarge(m) => write!(f, "result too large: {m}"),
         }
     }
 }

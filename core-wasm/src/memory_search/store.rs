@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use super::codec::{decode_vector, parse_records, write_hits, write_record, write_rows, write_string_array};
+use super::codec::{
+    bounded, check_record_size, decode_vector, parse_records, write_hits, write_rows, write_string_array, Output,
+};
 use super::filter::{in_scope, rooted_prefix, string_list, Filter};
 use super::index::Index;
 use super::search::{text_top_k, vector_top_k};
@@ -94,6 +96,12 @@ impl Store {
         if batch.is_empty() {
             return Ok(0);
         }
+        let mut scratch = String::new();
+        for (i, (record, embedding)) in batch.iter().enumerate() {
+            check_record_size(&mut scratch, record, embedding.as_ref().map(Vec::len), || {
+                format!("records[{i}]")
+            })?;
+        }
         let tx = begin_write(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)?;
         let index = &mut self.index;
         // Every embedding must have the store's dimension, or, in a store
@@ -145,14 +153,14 @@ impl Store {
             return Err(mismatch(dim, q.len()));
         }
         let hits = vector_top_k(&self.index, &q, &filter, limit as usize, min_score);
-        Ok(write_hits(&self.index, &hits))
+        write_hits(&self.index, &hits)
     }
 
     /// BM25 search of `content`; JSON `[[record, score], ...]`.
     pub fn search_text(&mut self, query: &str, filter: &str, limit: u32) -> Result<String, MemError> {
         let filter = Filter::parse(filter)?;
         let hits = text_top_k(&self.index, query, &filter, limit as usize);
-        Ok(write_hits(&self.index, &hits))
+        write_hits(&self.index, &hits)
     }
 
     /// Deletes the records matching `filter` (`{}` deletes all); returns how
@@ -187,11 +195,12 @@ impl Store {
 
     /// The record with this id as JSON.
     pub fn get(&mut self, id: &str) -> Result<Option<String>, MemError> {
-        Ok(self.index.row_of(id).map(|row| {
-            let mut out = String::new();
-            write_record(&mut out, &self.index, row);
-            out
-        }))
+        let Some(row) = self.index.row_of(id) else {
+            return Ok(None);
+        };
+        let mut out = Output::new();
+        out.push_record(&self.index, row)?;
+        out.finish().map(Some)
     }
 
     /// Records under `scope_prefix`, newest `created_ts` first (then latest
@@ -212,10 +221,7 @@ impl Store {
             rows.truncate(end);
         }
         rows.sort_unstable_by(newest_first);
-        Ok(write_rows(
-            index,
-            rows.into_iter().skip(offset as usize).take(limit as usize),
-        ))
+        write_rows(index, rows.into_iter().skip(offset as usize).take(limit as usize))
     }
 
     /// `{"record_count", "categories", "oldest", "newest", "child_scopes"}`
@@ -272,7 +278,7 @@ impl Store {
             json::write_string(&mut out, c);
         }
         out.push_str("]}");
-        Ok(out)
+        bounded(out)
     }
 
     /// The immediate child scopes of `parent`, sorted.
@@ -295,7 +301,7 @@ impl Store {
             json::write_string(&mut out, c);
         }
         out.push(']');
-        Ok(out)
+        bounded(out)
     }
 
     /// `{category: number of records having it}` under `scope_prefix`,
@@ -327,7 +333,7 @@ impl Store {
             out.push_str(&n.to_string());
         }
         out.push('}');
-        Ok(out)
+        bounded(out)
     }
 
     /// How many records lie under `scope_prefix` (all when absent or `/`).
@@ -362,6 +368,13 @@ impl Store {
         rows.dedup();
         if rows.is_empty() {
             return Ok(0);
+        }
+        let mut scratch = String::new();
+        for &row in &rows {
+            let mut touched = index.record(row).clone();
+            at.clone_into(&mut touched.last_accessed);
+            let dim = index.embedding(row).map(<[f32]>::len);
+            check_record_size(&mut scratch, &touched, dim, || format!("record {:?}", touched.id))?;
         }
         for &row in &rows {
             persist::touch(&tx, index.seq(row), at)?;

@@ -8,7 +8,9 @@ same JSON).
 Records, filters and results are JSON text; see the WIT file for their
 shape. Errors: ``invalid-input`` is :class:`InvalidRecordError`,
 ``dimension-mismatch`` :class:`DimensionMismatchError`, ``capacity``
-:class:`StoreCapacityError`, ``storage`` :class:`StorageFailure`. A string
+:class:`StoreCapacityError`, ``storage`` :class:`StorageFailure`,
+``record-too-large`` :class:`RecordTooLargeError` and ``result-too-large``
+:class:`ResultTooLargeError`. A string
 holding a lone surrogate is invalid input on both backends.
 
 Processes are serialised by :class:`~fast_crewai.runtime.filelock.FileLock`
@@ -69,6 +71,12 @@ B = float(_CONSTANTS["bm25_b"])
 #: int8 copy of it.
 MAX_VECTOR_BYTES = int(_CONSTANTS["max_vector_bytes"])
 BYTES_PER_ELEMENT = int(_CONSTANTS["bytes_per_element"])
+#: The most one record may take as the store returns it (JSON, the embedding
+#: as hex): saves refuse larger ones, so every record saved can be read back.
+MAX_RECORD_BYTES = int(_CONSTANTS["max_record_bytes"])
+#: The most one call may return (UTF-8 bytes of its JSON): wasmtime refuses to
+#: copy more than 128 MiB from the core to the host in one call.
+MAX_RESULT_BYTES = int(_CONSTANTS["max_result_bytes"])
 #: The pragmas every connection sets after choosing its journal mode.
 PRAGMAS = f"PRAGMA page_size={PAGE_SIZE}; PRAGMA synchronous={SYNCHRONOUS}; PRAGMA cache_size={CACHE_SIZE};"
 

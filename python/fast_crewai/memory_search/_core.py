@@ -13,6 +13,8 @@ from .._errors import (
     DimensionMismatchError,
     InvalidRecordError,
     MemoryStoreError,
+    RecordTooLargeError,
+    ResultTooLargeError,
     StorageFailure,
     StoreCapacityError,
 )
@@ -28,6 +30,8 @@ _CORE_ERRORS: dict[str, type[MemoryStoreError]] = {
     "invalid-input": InvalidRecordError,
     "capacity": StoreCapacityError,
     "storage": StorageFailure,
+    "record-too-large": RecordTooLargeError,
+    "result-too-large": ResultTooLargeError,
 }
 
 

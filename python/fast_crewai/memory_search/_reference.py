@@ -5,6 +5,7 @@ results.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -50,7 +51,7 @@ from ._reference_input import (
     _Record,
     _rooted_prefix,
 )
-from ._reference_table import _squared_distances, _Table, _total_order
+from ._reference_table import _bounded, _check_record_size, _squared_distances, _Table, _total_order
 
 _COLUMNS = (
     "id, content, scope, categories, metadata, importance, created_at, created_ts, last_accessed, source, private, "
@@ -231,6 +232,8 @@ class PythonMemoryIndex(_Guarded):
         batch = _parse_records(_plain_text(records))
         if not batch:
             return 0
+        for i, (r, e) in enumerate(batch):
+            _check_record_size(r, None if e is None else len(e), f"records[{i}]")
 
         def work(conn: sqlite3.Connection) -> int:
             table = self._begin_write(conn)
@@ -319,6 +322,10 @@ class PythonMemoryIndex(_Guarded):
             if not rows:
                 conn.execute("ROLLBACK")
                 return 0
+            for row in rows:
+                touched = dataclasses.replace(table.records[row], last_accessed=at)
+                dim = table.dim if touched.has_embedding else None
+                _check_record_size(touched, dim, f"record {json.dumps(touched.id, ensure_ascii=False)}")
             conn.executemany(
                 "UPDATE memories SET last_accessed = ? WHERE seq = ?", [(at, int(table.seqs[row])) for row in rows]
             )
@@ -383,7 +390,7 @@ class PythonMemoryIndex(_Guarded):
 
         def work(table: _Table) -> str | None:
             row = table.by_id.get(id)
-            return None if row is None else table.record_json(row)
+            return None if row is None else _bounded(table.record_json(row))
 
         found: str | None = self._read(work)
         return found
@@ -396,7 +403,7 @@ class PythonMemoryIndex(_Guarded):
         def work(table: _Table) -> str:
             rows = f.rows(table)
             rows.sort(key=lambda row: (_total_order(table.records[row].created_ts), int(table.seqs[row])), reverse=True)
-            return "[" + ",".join(table.record_json(row) for row in rows[offset : offset + limit]) + "]"
+            return table.rows_json(rows[offset : offset + limit])
 
         return str(self._read(work))
 
@@ -421,14 +428,16 @@ class PythonMemoryIndex(_Guarded):
                 ends.append((_total_order(r.created_ts), int(table.seqs[row]), row))
             oldest = table.records[min(ends)[2]].created_at if ends else None
             newest = table.records[max(ends)[2]].created_at if ends else None
-            return _dumps(
-                {
-                    "record_count": count,
-                    "categories": sorted(categories),
-                    "oldest": oldest,
-                    "newest": newest,
-                    "child_scopes": sorted(children),
-                }
+            return _bounded(
+                _dumps(
+                    {
+                        "record_count": count,
+                        "categories": sorted(categories),
+                        "oldest": oldest,
+                        "newest": newest,
+                        "child_scopes": sorted(children),
+                    }
+                )
             )
 
         return str(self._read(work))
@@ -443,7 +452,7 @@ class PythonMemoryIndex(_Guarded):
                     first = r.scope[len(prefix) :].split("/", 1)[0]
                     if first:
                         children.add(prefix + first)
-            return _dumps(sorted(children))
+            return _bounded(_dumps(sorted(children)))
 
         return str(self._read(work))
 
@@ -455,7 +464,7 @@ class PythonMemoryIndex(_Guarded):
             for r in table.records:
                 if f.matches(r):
                     counts.update(set(r.categories))
-            return _dumps({c: counts[c] for c in sorted(counts)})
+            return _bounded(_dumps({c: counts[c] for c in sorted(counts)}))
 
         return str(self._read(work))
 

@@ -442,3 +442,60 @@ fn malformed_records_are_rejected_without_side_effects() {
         Err(MemError::Storage(_))
     ));
 }
+
+#[test]
+fn records_too_large_to_read_back_are_refused() {
+    let (_dir, mut s) = open_temp("large");
+    let limit = super::super::constants::constants().max_record_bytes as usize;
+    save(&mut s, &[rec("x", "", "/", &[], 1.0, Some(&[1.0, 2.0]))]);
+    let base = s.get("x").unwrap().unwrap().len();
+    let content = "a".repeat(limit - base);
+    save(&mut s, &[rec("x", &content, "/", &[], 1.0, Some(&[1.0, 2.0]))]);
+    assert_eq!(s.get("x").unwrap().unwrap().len(), limit);
+    // One byte more, or one escaped character more, is refused, and the
+    // batch saves nothing.
+    for content in [format!("{content}a"), format!("{}\"", &content[1..])] {
+        let batch = [
+            rec("y", "fine", "/", &[], 1.0, None),
+            rec("x", &content, "/", &[], 1.0, Some(&[1.0, 2.0])),
+        ];
+        let err = s.save(&format!("[{}]", batch.join(","))).unwrap_err();
+        assert!(
+            matches!(&err, MemError::RecordTooLarge(m) if m.contains("records[1]")),
+            "{err}"
+        );
+    }
+    assert_eq!(s.count(None).unwrap(), 1);
+    // Touching it with a longer timestamp would grow it past the limit too.
+    assert!(matches!(s.touch("[\"x\"]", "t1+"), Err(MemError::RecordTooLarge(_))));
+    assert_eq!(s.touch("[\"x\"]", "t2"), Ok(1));
+}
+
+#[test]
+fn results_past_the_limit_are_refused_without_building_them() {
+    let (_dir, mut s) = open_temp("results");
+    let c = super::super::constants::constants();
+    // Eight records just under the record limit: seven fit in one result,
+    // eight do not.
+    let content = "word ".repeat((c.max_record_bytes as usize - 400) / 5);
+    let recs: Vec<String> = (0..8)
+        .map(|i| rec(&format!("r{i}"), &content, "/", &[], i as f64, Some(&[i as f32])))
+        .collect();
+    for r in &recs {
+        save(&mut s, std::slice::from_ref(r));
+    }
+    assert_eq!(ids_of(&s.list(None, 7, 0).unwrap()).len(), 7);
+    assert_eq!(ids_of(&s.search_text("word", "{}", 7).unwrap()).len(), 7);
+    assert!(matches!(s.list(None, 8, 0), Err(MemError::ResultTooLarge(_))));
+    assert!(matches!(
+        s.search_text("word", "{}", 8),
+        Err(MemError::ResultTooLarge(_))
+    ));
+    assert!(matches!(search_result(&mut s, 8), Err(MemError::ResultTooLarge(_))));
+    assert_eq!(s.delete("{\"ids\":[\"r0\"]}").unwrap(), 1);
+    assert_eq!(ids_of(&s.list(None, 8, 0).unwrap()).len(), 7);
+}
+
+fn search_result(s: &mut Store, limit: u32) -> Result<String, MemError> {
+    s.search(&b64(&[1.0]), "{}", limit, 0.0)
+}

@@ -250,3 +250,25 @@ fn vectors_with_nan_or_infinity_are_never_hits() {
         s.check();
     }
 }
+
+#[test]
+fn a_stored_record_too_large_to_return_is_an_error_not_a_trap() {
+    let dir = TempDir::new("foreign-large");
+    drop(Store::open(&dir.db()).unwrap());
+    let limit = super::super::constants::constants().max_result_bytes as usize;
+    let conn = Connection::open(dir.db()).unwrap();
+    conn.execute(
+        "INSERT INTO memories (id, content, scope, categories, metadata, importance, created_at, \
+         created_ts, last_accessed, private) VALUES ('big', ?1, '/', '[]', '{}', 0.5, 't', 1.0, 't', 0)",
+        [("x ".repeat(limit / 2 + 1))],
+    )
+    .unwrap();
+    drop(conn);
+    let mut s = Store::open(&dir.db()).unwrap();
+    assert!(matches!(s.get("big"), Err(MemError::ResultTooLarge(_))));
+    assert!(matches!(s.list(None, 10, 0), Err(MemError::ResultTooLarge(_))));
+    assert!(matches!(s.search_text("x", "{}", 10), Err(MemError::ResultTooLarge(_))));
+    assert_eq!(s.count(None).unwrap(), 1);
+    assert_eq!(s.delete("{\"ids\":[\"big\"]}").unwrap(), 1);
+    assert_eq!(s.list(None, 10, 0).unwrap(), "[]");
+}
