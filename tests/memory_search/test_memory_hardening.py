@@ -6,15 +6,21 @@ the wrong type."""
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from crewai.memory.types import MemoryRecord
+from process_helpers import integrity
 
+import fast_crewai
 from fast_crewai import RecordTooLargeError, ResultTooLargeError
 from fast_crewai.memory_search._contract import MAX_RECORD_BYTES, MAX_RESULT_BYTES, SCHEMA
 from fast_crewai.memory_search._storage import DATABASE_NAME, AcceleratedMemoryStorage
@@ -131,6 +137,12 @@ def test_vectors_with_nan_or_infinity_are_never_hits(store: AcceleratedMemorySto
 
 
 def test_a_record_too_large_to_read_back_is_refused_at_save(store: AcceleratedMemoryStorage) -> None:
+    # Fixed times: a record's size depends on how its timestamps print.
+    moment = datetime(2026, 1, 1, 12, 30, 45, 123456)
+
+    def rec(id: str, vector: list[float], content: str = "") -> MemoryRecord:
+        return MemoryRecord(id=id, content=content, embedding=vector, created_at=moment, last_accessed=moment)
+
     store.save([rec("x", [1.0, 2.0], content="")])
     found = store._index.get("x")
     assert found is not None
@@ -202,3 +214,34 @@ def test_a_stored_record_too_large_to_return_is_an_error_not_a_trap(backend: str
         assert got is not None and got.content == "content of small"
         assert store.delete(record_ids=["big"]) == 1
         assert ids(store.search([1.0])) == ["small"]
+
+
+# --------------------------------------------------------------------------- the core's memory limit
+
+WORKERS = Path(__file__).with_name("memory_workers.py")
+SRC = str(Path(fast_crewai.__file__).resolve().parent.parent)
+
+
+def worker(*args: object, limit_mb: int) -> list[str]:
+    env = {**os.environ, "PYTHONPATH": SRC, "FAST_CREWAI_MEMORY_LIMIT_MB": str(limit_mb)}
+    done = subprocess.run(
+        [sys.executable, str(WORKERS), *map(str, args)], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_text_filling_the_cores_memory_is_a_capacity_error_and_the_store_stays_readable(tmp_path: Path) -> None:
+    """Core only: FAST_CREWAI_MEMORY_LIMIT_MB caps the core's linear memory;
+    the Python reference has none. Text and BM25 postings (8 floats of
+    vector per record) fill 256 MiB: the save that would not fit raises
+    StoreCapacityError having written nothing, and every read then works,
+    in that process and after reopening in another."""
+    database = tmp_path / DATABASE_NAME
+    lines = worker("fill", database, "wasm", 20, 1000, limit_mb=256)
+    assert lines[0].startswith("full "), lines
+    saved = int(lines[0].split()[1])
+    assert saved > 1000
+    assert lines[1:] == [f"count {saved}", "reads ok"]
+    assert worker("read", database, "wasm", limit_mb=256) == [f"count {saved}", "reads ok"]
+    assert integrity(database) == [("ok",)]

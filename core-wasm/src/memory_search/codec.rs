@@ -252,7 +252,7 @@ fn string_bound(s: &str) -> usize {
 }
 
 /// The most `value`'s JSON may take (see [`string_bound`]).
-fn value_bound(value: &Value) -> usize {
+pub(super) fn value_bound(value: &Value) -> usize {
     match value {
         Value::Null | Value::Bool(_) => 5,
         Value::Number(Number::Integer(digits)) => digits.len(),
@@ -311,7 +311,7 @@ impl Output {
     fn room(&mut self, bound: usize) -> Result<(), MemError> {
         if self.text.try_reserve(bound).is_err() && self.text.try_reserve_exact(bound).is_err() {
             return Err(MemError::Capacity(format!(
-                "not enough memory in the core for a result of {} bytes",
+                "not enough memory in the core for a result of {} bytes; ask for fewer records",
                 self.text.len().saturating_add(bound)
             )));
         }

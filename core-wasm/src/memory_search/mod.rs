@@ -49,6 +49,7 @@ mod constants;
 mod filter;
 mod index;
 mod kernel;
+mod memory;
 mod persist;
 mod search;
 mod store;

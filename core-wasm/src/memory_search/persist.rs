@@ -6,18 +6,24 @@
 //! records by their latest write, survives `VACUUM`, and is what the index
 //! uses to break ties.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use super::constants::{constants, MIGRATIONS, SCHEMA};
 use super::index::{Index, Record};
-use super::MemError;
+use super::{memory, MemError};
 use crate::json::{self, Value};
 
 const DIMENSION_KEY: &str = "dimension";
 
 impl From<rusqlite::Error> for MemError {
     fn from(err: rusqlite::Error) -> Self {
-        MemError::Storage(err.to_string())
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OutOfMemory) => {
+                MemError::Capacity(format!("SQLite ran out of the core's memory: {err}"))
+            }
+            _ => MemError::Storage(err.to_string()),
+        }
     }
 }
 
@@ -122,7 +128,19 @@ pub fn load(conn: &Connection) -> Result<Index, MemError> {
     )?;
     let mut cursor = stmt.query([])?;
     let mut scratch: Vec<f32> = Vec::new();
+    let mut loading = memory::Loading::default();
     while let Some(row) = cursor.next()? {
+        let text_len = |i: usize| {
+            row.get_ref(i).map(|v| match v {
+                ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
+                _ => 0,
+            })
+        };
+        let mut other = 0usize;
+        for i in [1, 3, 4, 5, 7, 9, 10] {
+            other = other.saturating_add(text_len(i)?);
+        }
+        loading.add(memory::growth(text_len(2)?, other))?;
         let seq: i64 = row.get(0)?;
         let id: String = row.get(1)?;
         let categories =

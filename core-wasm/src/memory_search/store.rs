@@ -11,7 +11,7 @@ use super::codec::{
 use super::filter::{in_scope, rooted_prefix, string_list, Filter};
 use super::index::Index;
 use super::search::{text_top_k, vector_top_k};
-use super::{invalid, mismatch, parse_json, persist, MemError};
+use super::{invalid, memory, mismatch, parse_json, persist, MemError};
 use crate::json::{self, Value};
 
 /// An open memory store: the SQLite connection and the in-memory index.
@@ -92,6 +92,8 @@ impl Store {
     /// Inserts or replaces (by id) a JSON array of records; returns how many
     /// were written.
     pub fn save(&mut self, records: &str) -> Result<u32, MemError> {
+        // Parsing takes a few times the text (strings, metadata, vectors).
+        memory::ensure(records.len().saturating_mul(3), "reading the batch")?;
         let batch = parse_records(records)?;
         if batch.is_empty() {
             return Ok(0);
@@ -121,6 +123,13 @@ impl Store {
             .filter(|id| index.row_of(id).is_none())
             .collect();
         index.reserve(index.len() + fresh.len(), index.dim().or(new_dim))?;
+        let growth = batch
+            .iter()
+            .fold(0usize, |n, (r, _)| n.saturating_add(memory::record_growth(r)));
+        memory::ensure(
+            growth.saturating_add(memory::headroom(index.len() + fresh.len())),
+            "the batch",
+        )?;
         if let Some(d) = new_dim {
             persist::set_dimension(&tx, d)?;
         }
@@ -376,6 +385,12 @@ impl Store {
             let dim = index.embedding(row).map(<[f32]>::len);
             check_record_size(&mut scratch, &touched, dim, || format!("record {:?}", touched.id))?;
         }
+        memory::ensure(
+            rows.len()
+                .saturating_mul(at.len() + 64)
+                .saturating_add(memory::headroom(index.len())),
+            "the new last_accessed values",
+        )?;
         for &row in &rows {
             persist::touch(&tx, index.seq(row), at)?;
         }

@@ -25,6 +25,7 @@ from .._errors import (
     InvalidRecordError,
     MemoryStoreError,
     StorageFailure,
+    StoreCapacityError,
 )
 from ..runtime.settings import call_timeout
 from ._contract import (
@@ -135,6 +136,11 @@ class PythonMemoryIndex(_Guarded):
                     raise StorageFailure(str(exc)) from None
                 if isinstance(exc, UnicodeEncodeError):
                     raise _surrogate_error() from None
+                if isinstance(exc, MemoryError):
+                    # Perhaps after COMMIT, with the table half updated: the
+                    # next call reloads it from the file.
+                    self._version = None
+                    raise StoreCapacityError("out of memory in the memory store") from None
                 raise
             finally:
                 self._deadline = math.inf
