@@ -8,6 +8,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use super::codec::{
     bounded, check_record_size, decode_vector, parse_records, write_hits, write_rows, write_string_array, Output,
 };
+use super::constants::constants;
 use super::filter::{in_scope, rooted_prefix, string_list, Filter};
 use super::index::Index;
 use super::search::{text_top_k, vector_top_k};
@@ -122,14 +123,15 @@ impl Store {
             .map(|(r, _)| r.id.as_str())
             .filter(|id| index.row_of(id).is_none())
             .collect();
-        index.reserve(index.len() + fresh.len(), index.dim().or(new_dim))?;
+        let rows = index.len() + fresh.len();
+        let dim = index.dim().or(new_dim);
+        let per_element = usize::try_from(constants().bytes_per_element).unwrap_or(usize::MAX);
+        let vectors = fresh.len().saturating_mul(dim.unwrap_or(0)).saturating_mul(per_element);
         let growth = batch
             .iter()
-            .fold(0usize, |n, (r, _)| n.saturating_add(memory::record_growth(r)));
-        memory::ensure(
-            growth.saturating_add(memory::headroom(index.len() + fresh.len())),
-            "the batch",
-        )?;
+            .fold(vectors, |n, (r, _)| n.saturating_add(memory::record_growth(r)));
+        memory::ensure(growth.saturating_add(memory::headroom(rows)), "the batch")?;
+        index.reserve(rows, dim)?;
         if let Some(d) = new_dim {
             persist::set_dimension(&tx, d)?;
         }
