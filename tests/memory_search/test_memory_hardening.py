@@ -21,7 +21,7 @@ from crewai.memory.types import MemoryRecord
 from process_helpers import integrity
 
 import fast_crewai
-from fast_crewai import RecordTooLargeError, ResultTooLargeError
+from fast_crewai import InvalidRecordError, RecordTooLargeError, ResultTooLargeError
 from fast_crewai.memory_search._contract import MAX_RECORD_BYTES, MAX_RESULT_BYTES, SCHEMA
 from fast_crewai.memory_search._storage import DATABASE_NAME, AcceleratedMemoryStorage
 
@@ -245,3 +245,73 @@ def test_text_filling_the_cores_memory_is_a_capacity_error_and_the_store_stays_r
     assert lines[1:] == [f"count {saved}", "reads ok"]
     assert worker("read", database, "wasm", limit_mb=256) == [f"count {saved}", "reads ok"]
     assert integrity(database) == [("ok",)]
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+def test_numpy_numbers_are_accepted(store: AcceleratedMemoryStorage) -> None:
+    store.save([rec(f"r{i}", [float(i), 1.0]) for i in range(5)])
+    assert len(store.search(np.array([1.0, 1.0]), limit=np.int64(3), min_score=np.float32(0.1))) == 3
+    assert len(store.search_text("content", limit=np.int32(2))) == 2
+    assert len(store.list_records(limit=np.uint8(4), offset=np.int64(1))) == 4
+    assert store.delete(record_ids=("r0", "r1")) == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.get_record(None), "record_id must be a string, not NoneType"),
+        (lambda s: s.get_record(5), "record_id must be a string"),
+        (lambda s: s.search([1.0], scope_prefix=5), "scope_prefix"),
+        (lambda s: s.search([1.0], limit="3"), "limit must be an integer"),
+        (lambda s: s.search([1.0], limit=3.0), "limit must be an integer"),
+        (lambda s: s.search([1.0], limit=True), "limit must be an integer"),
+        (lambda s: s.search([1.0], min_score="0.5"), "min_score must be a number"),
+        (lambda s: s.search([1.0], categories="fact"), "categories"),
+        (lambda s: s.search([1.0], categories=[1]), "categories must be a string"),
+        (lambda s: s.search([1.0], metadata_filter=[("k", 1)]), "metadata_filter"),
+        (lambda s: s.search(None), "embedding"),
+        (lambda s: s.search("1.0"), "embedding"),
+        (lambda s: s.search_text(None), "query must be a string"),
+        (lambda s: s.search_text(b"bytes"), "query must be a string"),
+        (lambda s: s.list_records(scope_prefix=5), "scope_prefix"),
+        (lambda s: s.list_records(limit=None), "limit must be an integer"),
+        (lambda s: s.count(5), "scope_prefix"),
+        (lambda s: s.list_categories(["/a"]), "scope_prefix"),
+        (lambda s: s.reset(5), "scope_prefix"),
+        (lambda s: s.get_scope_info(None), "scope must be a string"),
+        (lambda s: s.list_scopes(5), "parent must be a string"),
+        (lambda s: s.delete(record_ids="r1"), "record_ids"),
+        (lambda s: s.delete(older_than="yesterday"), "older_than"),
+        (lambda s: s.delete(scope_prefix=b"/a"), "scope_prefix"),
+        (lambda s: s.touch_records("r1"), "record_ids must be a list"),
+        (lambda s: s.save(rec("r1", [1.0])), "records must be a list"),
+        (lambda s: s.save([{"id": "r1"}]), "every record must be a MemoryRecord"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_typed_errors(store: AcceleratedMemoryStorage, call: Any, message: str) -> None:
+    store.save([rec("r1", [1.0])])
+    with pytest.raises(InvalidRecordError, match=message):
+        call(store)
+    assert store.count() == 1
+
+
+@pytest.mark.parametrize("depth", [300, 10_000])
+def test_deeply_nested_metadata_is_a_typed_error(store: AcceleratedMemoryStorage, depth: int) -> None:
+    """300 levels: Python encodes it, the index refuses it (256 at most);
+    10,000: past Python's own recursion limit, refused before the index."""
+    with pytest.raises(InvalidRecordError, match="nest"):
+        store.save([rec("deep", [1.0], metadata=nested(depth))])
+    with pytest.raises(InvalidRecordError, match="nest"):
+        store.search([1.0], metadata_filter=nested(depth))
+    with pytest.raises(InvalidRecordError, match="nest"):
+        store.delete(metadata_filter=nested(depth))
+    assert store.count() == 0
