@@ -9,6 +9,19 @@ pool, and concurrent invocations of one agent or one tool are kept apart.
 
 from __future__ import annotations
 
-from ._pool import DEFAULT_MAX_WORKERS, HostPool, PoolFuture, configured_max_workers, host_pool, pool_status
+from typing import Any
 
-__all__ = ["DEFAULT_MAX_WORKERS", "HostPool", "PoolFuture", "configured_max_workers", "host_pool", "pool_status"]
+from . import _invocations, _pool
+from ._pool import DEFAULT_MAX_WORKERS, HostPool, PoolFuture, host_pool
+
+
+def pool_status() -> dict[str, Any]:
+    """What :func:`fast_crewai.status` shows for the component: the pool
+    (``created`` false until first use; ``max_workers``, ``threads``,
+    ``busy``, ``queued``, ``submitted``, ``completed``, ``ran_by_waiter``,
+    ``ran_inline``, ``shut_down``) and the invocation leases (``leased``,
+    ``agent_twins``, ``tool_copies``). Never creates the pool, never raises."""
+    return {**_pool.pool_status(), **_invocations.lease_status()}
+
+
+__all__ = ["DEFAULT_MAX_WORKERS", "HostPool", "PoolFuture", "host_pool", "pool_status"]

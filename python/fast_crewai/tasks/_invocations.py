@@ -42,6 +42,8 @@ _held: ContextVar[Mapping[int, Any]] = ContextVar("fast_crewai_leases", default=
 # ids of the agents and tools some invocation is using in person.
 _busy: set[int] = set()
 _busy_lock = threading.RLock()
+# How many stand-ins were made, by kind (for status and tests).
+_stand_ins = {"agents": 0, "tools": 0}
 
 
 def agent_twin(agent: Any) -> Any:
@@ -92,6 +94,9 @@ def leased(agent: Any | None, tools: Sequence[Any] | None) -> Iterator[tuple[Any
                 _busy.add(key)
                 acquired.append(key)
         chosen = obj if mine else stand_in(obj)
+        if not mine:
+            with _busy_lock:
+                _stand_ins["agents" if stand_in is agent_twin else "tools"] += 1
         added[key] = chosen
         added[id(chosen)] = chosen
         return chosen
@@ -116,7 +121,8 @@ def leased_elsewhere(obj: Any) -> bool:
     return id(obj) in _busy and id(obj) not in _held.get()
 
 
-def busy_count() -> int:
-    """How many agents and tools are leased now (for tests and status)."""
+def lease_status() -> dict[str, int]:
+    """How many agents and tools are leased now, and how many stand-ins
+    (agent twins, tool copies) were made so far."""
     with _busy_lock:
-        return len(_busy)
+        return {"leased": len(_busy), "agent_twins": _stand_ins["agents"], "tool_copies": _stand_ins["tools"]}

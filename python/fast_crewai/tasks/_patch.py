@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from .._shim import Patch, PatchTargetMissing, rebind, register
+from ..runtime.patches import Patch, PatchTargetMissing, rebind, register
 from . import _drain, _locks, _runs
 from ._invocations import leased, leased_elsewhere
 from ._loops import pool_as_default_executor

@@ -6,7 +6,7 @@ spends nearly all of its time waiting for an LLM to answer, so threads, not
 cores, bound how many runs are in flight. One pool serves all of it, sized by
 ``FAST_CREWAI_MAX_WORKERS``.
 
-The default, :data:`DEFAULT_MAX_WORKERS` (32), does not follow the core count:
+The default, ``DEFAULT_MAX_WORKERS`` (32), does not follow the core count:
 a crew run does milliseconds of CPU work per LLM call that takes hundreds of
 milliseconds to seconds, so even two cores keep dozens of calls in flight,
 while a bound of a few dozen keeps open connections and provider rate limits
@@ -36,35 +36,17 @@ from __future__ import annotations
 import atexit
 import collections
 import contextvars
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from .._errors import FastCrewAIError
+from .._errors import ConfigurationError
+from ..runtime.settings import DEFAULT_MAX_WORKERS, max_workers
 
 T = TypeVar("T")
 
-DEFAULT_MAX_WORKERS = 32
-_ENV = "FAST_CREWAI_MAX_WORKERS"
-
-
-def configured_max_workers() -> int:
-    """The bound from ``FAST_CREWAI_MAX_WORKERS`` (default
-    :data:`DEFAULT_MAX_WORKERS`); a value that is not a positive integer
-    raises :class:`FastCrewAIError`."""
-    raw = os.environ.get(_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_WORKERS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise FastCrewAIError(f"{_ENV} must be a positive integer, not {raw!r}")
-    return value
-
+__all__ = ["DEFAULT_MAX_WORKERS", "HostPool", "PoolFuture", "host_pool", "in_pool_worker", "pool_status", "shutdown_pool"]
 
 class _Job:
     __slots__ = ("args", "context", "fn", "future", "kwargs")
@@ -235,14 +217,14 @@ _exiting = False
 
 def host_pool() -> HostPool:
     """The process's pool, created on first use with
-    :func:`configured_max_workers` threads at most."""
+    ``FAST_CREWAI_MAX_WORKERS`` threads at most."""
     global _pool
     pool = _pool
     if pool is not None and not pool._shutdown:
         return pool
     with _pool_lock:
         if _pool is None or (_pool._shutdown and not _exiting):
-            _pool = HostPool(configured_max_workers())
+            _pool = HostPool(max_workers())
         return _pool
 
 
@@ -262,14 +244,14 @@ def in_pool_worker() -> bool:
 
 
 def pool_status() -> dict[str, Any]:
-    """The pool as :func:`fast_crewai.status` shows it; never creates it."""
+    """The pool's size, load and counts; never creates it."""
     with _pool_lock:
         pool = _pool
     if pool is not None:
         return {"created": True, **pool.status()}
     try:
-        return {"created": False, "max_workers": configured_max_workers()}
-    except FastCrewAIError as exc:  # status reports, never fails
+        return {"created": False, "max_workers": max_workers()}
+    except ConfigurationError as exc:  # status reports, never fails
         return {"created": False, "error": str(exc)}
 
 
