@@ -15,12 +15,11 @@ from crewai.events.types.crew_events import CrewKickoffStartedEvent
 from crewai.events.types.llm_events import LLMStreamChunkEvent
 from crewai.events.types.task_events import TaskCompletedEvent
 from crewai.events.types.tool_usage_events import ToolUsageFinishedEvent
+from llms import GaugedLLM, ManagerLLM
 
 from fast_crewai.demo import research
 from fast_crewai.runtime import patches
 from fast_crewai.tasks import pool_status
-
-from .conftest import GaugedLLM, ManagerLLM
 
 THREE = ("Acme Robotics", "Fjord Energy", "Nimbus Cloud")
 

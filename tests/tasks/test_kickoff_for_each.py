@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import threading
 from typing import Any
 
 import pytest
 from crewai import Crew, CrewOutput
+from llms import GaugedLLM
 
 from fast_crewai.demo import research
 from fast_crewai.runtime import patches
-
-from .conftest import GaugedLLM
 
 LATENCY = 0.15
 
@@ -58,74 +58,64 @@ def test_sixteen_concurrent_runs_give_the_sequential_outputs_in_order(tasks_on: 
         assert crew.usage_metrics is not None and crew.usage_metrics.successful_requests > 0
 
 
-def test_the_first_failure_in_input_order_is_raised_and_the_others_are_noted(tasks_on: None) -> None:
-    failing = ("Cobalt Mining", "Iris Optics")
-    llm = GaugedLLM(latency=LATENCY, fail_on="Iris Optics")
+def failing_crew(names: tuple[str, ...], latency: float = LATENCY) -> tuple[Crew, GaugedLLM]:
+    llm = GaugedLLM(latency=latency, fail_on=names)
     crew = research.research_crew(llm)
     crew.agents[0].max_retry_limit = 0
+    return crew, llm
+
+
+def test_a_failure_is_raised_as_crewai_raises_it(tasks_on: None) -> None:
+    crew, _ = failing_crew(("Iris Optics",))
     with pytest.raises(RuntimeError, match="scripted failure for Iris Optics") as caught:
         crew.kickoff_for_each(research.inputs(12))
     patches.disable_acceleration()
-    stock_llm = GaugedLLM(fail_on="Iris Optics")
-    stock_crew = research.research_crew(stock_llm)
-    stock_crew.agents[0].max_retry_limit = 0
+    stock_crew, _ = failing_crew(("Iris Optics",), latency=0.0)
     with pytest.raises(RuntimeError) as stock_caught:
         stock_crew.kickoff_for_each(research.inputs(12))
-    assert type(caught.value) is type(stock_caught.value) and str(caught.value) == str(stock_caught.value)
+    assert type(caught.value) is type(stock_caught.value)
+    assert str(caught.value) == str(stock_caught.value)
 
-    # Two failing inputs: the earlier one is raised, the later one noted.
-    patches.enable_acceleration()
-    both = GaugedLLM(latency=LATENCY)
-    both.fail_on = None
-    crew = research.research_crew(_FailOnAny(latency=LATENCY, names=failing))
-    crew.agents[0].max_retry_limit = 0
+
+def test_the_first_failure_in_input_order_is_raised_and_the_others_are_noted(tasks_on: None) -> None:
+    crew, _ = failing_crew(("Cobalt Mining", "Iris Optics"))
     with pytest.raises(RuntimeError, match="Cobalt Mining") as first:
         crew.kickoff_for_each(research.inputs(12))
     notes = "\n".join(getattr(first.value, "__notes__", []))
     assert "input 8 also failed" in notes and "Iris Optics" in notes
 
 
-class _FailOnAny(GaugedLLM):
-    names: tuple[str, ...] = ()
-
-    def call(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
-        for name in self.names:
-            if name in str(messages):
-                raise RuntimeError(f"scripted failure for {name}")
-        return super().call(messages, *args, **kwargs)
-
-
-def test_runs_after_a_failure_that_had_not_started_are_not_run(
-    tasks_on: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_runs_after_a_failure_that_had_not_started_are_not_run(tasks_on: None, monkeypatch: pytest.MonkeyPatch) -> None:
     from fast_crewai.tasks import _pool
 
-    # One worker and a first input that fails: CrewAI stops at it, and so do
-    # we for every run still queued.
+    # One worker and a first input that fails at once: CrewAI stops there,
+    # and so do we for every run still queued (the second may have started).
     monkeypatch.setenv("FAST_CREWAI_MAX_WORKERS", "1")
     _pool.shutdown_pool()
     try:
-        llm = GaugedLLM(fail_on="Acme Robotics")
-        crew = research.research_crew(llm)
-        crew.agents[0].max_retry_limit = 0
+        crew, llm = failing_crew(("Acme Robotics",))
         with pytest.raises(RuntimeError, match="Acme Robotics") as caught:
             crew.kickoff_for_each(research.inputs(6))
-        researched = {call.text().split("Current Task: Research ", 1)[-1][:14] for call in llm.calls}
-        assert not any(name in " ".join(researched) for name, _ in research.COMPANIES[2:6])
-        assert "were not run" in "\n".join(getattr(caught.value, "__notes__", []))
+        for name, _ in research.COMPANIES[2:6]:
+            assert not any(f"Research {name}" in call.text() for call in llm.calls), name
+        notes = "\n".join(getattr(caught.value, "__notes__", []))
+        skipped = re.search(r"inputs \[([0-9, ]+)\] were not run after input 0 failed", notes)
+        assert skipped is not None, notes
+        assert {2, 3, 4, 5} <= {int(i) for i in skipped.group(1).split(",")} <= {1, 2, 3, 4, 5}
     finally:
         monkeypatch.delenv("FAST_CREWAI_MAX_WORKERS")
         _pool.shutdown_pool()
 
 
 def test_no_deadlock_under_the_cyclic_collector(tasks_on: None) -> None:
-    # Collections as often as possible, from every thread, while crews run.
+    # Frequent collections in every thread (low thresholds) and full ones
+    # from another thread, while crews run on the pool.
     thresholds = gc.get_threshold()
-    gc.set_threshold(1, 1, 1)
+    gc.set_threshold(20, 2, 2)
     stop = threading.Event()
 
     def collector() -> None:
-        while not stop.is_set():
+        while not stop.wait(0.01):
             gc.collect()
 
     hammer = threading.Thread(target=collector, daemon=True)
@@ -151,15 +141,7 @@ def test_async_for_each_is_not_capped_by_the_default_executor(tasks_on: None, me
     llm = GaugedLLM(latency=LATENCY)
     crew = research.research_crew(llm, summary=True)
 
-    async def main() -> Any:
-        loop = asyncio.get_running_loop()
-        before = getattr(loop, "_default_executor", None)
-        results = await getattr(crew, method)(research.inputs(12))
-        # The loop's own executor is back afterwards.
-        assert getattr(loop, "_default_executor", None) is before
-        return results
-
-    results = asyncio.run(main())
+    results = asyncio.run(getattr(crew, method)(research.inputs(12)))
     expected = stock_run(12)[0]
     assert outputs(results) == outputs(expected)
     # asyncio's default executor has min(32, cpu + 4) threads: 6 on two cores.

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from crewai import Crew, Memory, Task
 from crewai.agent.core import Agent
+from crewai.flow.runtime import Flow
 from crewai.memory.unified_memory import Memory as MemoryClass
 from crewai.utilities.crew.models import CrewContext
 from opentelemetry import baggage
@@ -26,6 +27,7 @@ PATCHED = {
     Task: ("execute_async", "_execute_core", "_aexecute_core"),
     Agent: ("execute_task", "aexecute_task"),
     MemoryClass: ("_submit_save", "drain_writes"),
+    Flow: ("_create_initial_state",),
 }
 
 
@@ -35,7 +37,9 @@ def snapshot() -> dict[str, Any]:
     import crewai.utilities.agent_utils
     import crewai_core.lock_store
 
-    state: dict[str, Any] = {f"{cls.__name__}.{name}": cls.__dict__.get(name) for cls, names in PATCHED.items() for name in names}
+    state: dict[str, Any] = {
+        f"{cls.__name__}.{name}": cls.__dict__.get(name) for cls, names in PATCHED.items() for name in names
+    }
     for module in (crewai.utilities.agent_utils, crewai.agent.core, crewai.lite_agent):
         state[f"{module.__name__}.parse_tools"] = module.parse_tools
     state["lock backend"] = crewai_core.lock_store._backend
@@ -49,7 +53,7 @@ def test_enable_replaces_and_disable_restores_exactly(monkeypatch: pytest.Monkey
     stock = snapshot()
     report = patches.enable_acceleration()
     tasks = report["components"]["tasks"]
-    assert tasks["active"] == tasks["available"] and len(tasks["active"]) == 6
+    assert tasks["active"] == tasks["available"] and len(tasks["active"]) == 7
     patched = snapshot()
     assert all(patched[key] is not stock[key] for key in stock), [k for k in stock if patched[k] is stock[k]]
     patches.disable_acceleration()

@@ -116,7 +116,11 @@ def research_crew(
     ]
     if not companies:
         tasks.append(
-            Task(description=RESEARCH_TASK, expected_output="The facts, one per line", agent=None if manager else researcher)
+            Task(
+                description=RESEARCH_TASK,
+                expected_output="The facts, one per line",
+                agent=None if manager else researcher,
+            )
         )
     if summary or companies:
         company = "the companies researched" if companies else "{company}"

@@ -16,6 +16,7 @@ crew's; the drain no longer waits for the other crew's later saves.
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import Future
 from typing import Any
 
@@ -36,10 +37,8 @@ def tag(future: Future[Any]) -> Future[Any]:
     if owner is not None:
         # Futures from CrewAI's ThreadPoolExecutor take attributes; a future
         # that does not counts as untagged (always waited for).
-        try:
+        with contextlib.suppress(AttributeError):
             setattr(future, _OWNER, owner)
-        except AttributeError:
-            pass
     return future
 
 

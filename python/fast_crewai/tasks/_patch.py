@@ -2,9 +2,16 @@
 
 - ``tasks.kickoff_for_each``: ``Crew.kickoff_for_each`` runs its copies
   concurrently on the host pool (:mod:`._runs`).
-- ``tasks.for_each_async``: ``Crew.kickoff_for_each_async`` and
-  ``Crew.akickoff_for_each`` run their thread-bound work on the host pool
-  instead of asyncio's default executor (:mod:`._loops`).
+- ``tasks.for_each_async``: ``Crew.kickoff_for_each_async`` runs each
+  copy's kickoff on the host pool instead of asyncio's default executor
+  (``min(32, cpu + 4)`` threads); ``Crew.akickoff_for_each`` runs each
+  copy's ``akickoff`` on an event loop of its own in a pool thread. CrewAI
+  runs them all on the caller's loop, where every crew's synchronous parts
+  (setup, storage writes, flow bookkeeping) queue behind each other's, and
+  the flows' blocking steps on the default executor. Coroutine callbacks of
+  those crews therefore run on their crew's loop, not the caller's. A
+  streaming crew, and a call from a loop that runs on a pool worker, keep
+  CrewAI's own path.
 - ``tasks.async_execution``: ``Task.execute_async`` runs on the host pool
   instead of a new thread per task.
 - ``tasks.invocations``: concurrent invocations of one agent or one tool get
@@ -13,6 +20,8 @@
   alone.
 - ``tasks.memory_drain``: a crew's memory drain waits for its own saves
   (:mod:`._drain`).
+- ``tasks.flow_state_class``: agent executors reuse one state class per
+  state model (:mod:`._flow_state`), CPU every concurrent crew waits for.
 - ``tasks.lock_queue``: threads queue in-process for CrewAI's named file
   locks instead of polling them (:mod:`._locks`).
 
@@ -31,10 +40,9 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..runtime.patches import Patch, PatchTargetMissing, rebind, register
-from . import _drain, _locks, _runs
+from . import _drain, _flow_state, _locks, _runs
 from ._invocations import leased, leased_elsewhere
-from ._loops import pool_as_default_executor
-from ._pool import host_pool
+from ._pool import host_pool, in_pool_worker
 
 Undo = Callable[[], None]
 
@@ -94,18 +102,43 @@ def _apply_kickoff_for_each() -> Undo:
     return _replace(crew_class, "kickoff_for_each", make)
 
 
+def _run_kickoff(crew: Any, inputs: dict[str, Any], input_files: Any) -> Any:
+    # What kickoff_async runs in a thread when it does not stream.
+    return crew.kickoff(inputs=inputs, input_files=input_files)
+
+
+def _run_akickoff(crew: Any, inputs: dict[str, Any], input_files: Any) -> Any:
+    # The crew stays natively async, on an event loop of its own.
+    return asyncio.run(crew.akickoff(inputs=inputs, input_files=input_files))
+
+
 def _apply_for_each_async() -> Undo:
     crew_class = _class("crewai.crew", "Crew")
+    run_for_each_async = _class("crewai.crews.utils", "run_for_each_async")
 
-    def make(original: Any) -> Any:
-        async def for_each(self: Any, inputs: list[dict[str, Any]], input_files: Any = None) -> Any:
-            with pool_as_default_executor(asyncio.get_running_loop()):
-                return await original(self, inputs, input_files)
+    def make(run_one: Callable[[Any, dict[str, Any], Any], Any]) -> Callable[[Any], Any]:
+        def wrap(original: Any) -> Any:
+            async def for_each(self: Any, inputs: list[dict[str, Any]], input_files: Any = None) -> Any:
+                # A stream is consumed on the caller's loop; a loop on a pool
+                # worker must not wait for the pool.
+                if self.stream or in_pool_worker():
+                    return await original(self, inputs, input_files)
 
-        return for_each
+                async def kickoff_fn(crew: Any, data: dict[str, Any]) -> Any:
+                    return await asyncio.wrap_future(host_pool().submit(run_one, crew, data, input_files))
+
+                # CrewAI's own loop: copies, gather, usage sum, log reset.
+                return await run_for_each_async(self, inputs, kickoff_fn)
+
+            return for_each
+
+        return wrap
 
     return _stacked(
-        [functools.partial(_replace, crew_class, name, make) for name in ("kickoff_for_each_async", "akickoff_for_each")]
+        [
+            functools.partial(_replace, crew_class, "kickoff_for_each_async", make(_run_kickoff)),
+            functools.partial(_replace, crew_class, "akickoff_for_each", make(_run_akickoff)),
+        ]
     )
 
 
@@ -270,12 +303,22 @@ def _apply_lock_queue() -> Undo:
     return undo
 
 
+def _apply_flow_state_class() -> Undo:
+    flow_class = _class("crewai.flow.runtime", "Flow")
+    flow_state = _class("crewai.flow.runtime", "FlowState")
+    return _replace(
+        flow_class,
+        "_create_initial_state",
+        lambda original: _flow_state.make_create_initial_state(original, flow_state),
+    )
+
+
 for _name, _apply, _description in (
     ("tasks.kickoff_for_each", _apply_kickoff_for_each, "Crew.kickoff_for_each runs its copies on the host pool"),
     (
         "tasks.for_each_async",
         _apply_for_each_async,
-        "kickoff_for_each_async / akickoff_for_each use the host pool, not asyncio's default executor",
+        "kickoff_for_each_async / akickoff_for_each run their crews on the host pool",
     ),
     ("tasks.async_execution", _apply_async_execution, "Task.execute_async runs on the host pool"),
     (
@@ -284,6 +327,11 @@ for _name, _apply, _description in (
         "concurrent invocations of one agent or tool get their own executor state and usage counters",
     ),
     ("tasks.memory_drain", _apply_memory_drain, "a crew's memory drain waits for its own saves only"),
+    (
+        "tasks.flow_state_class",
+        _apply_flow_state_class,
+        "agent executors reuse one state class per state model instead of building one each",
+    ),
     (
         "tasks.lock_queue",
         _apply_lock_queue,

@@ -46,7 +46,16 @@ from ..runtime.settings import DEFAULT_MAX_WORKERS, max_workers
 
 T = TypeVar("T")
 
-__all__ = ["DEFAULT_MAX_WORKERS", "HostPool", "PoolFuture", "host_pool", "in_pool_worker", "pool_status", "shutdown_pool"]
+__all__ = [
+    "DEFAULT_MAX_WORKERS",
+    "HostPool",
+    "PoolFuture",
+    "host_pool",
+    "in_pool_worker",
+    "pool_status",
+    "shutdown_pool",
+]
+
 
 class _Job:
     __slots__ = ("args", "context", "fn", "future", "kwargs")
@@ -140,9 +149,7 @@ class HostPool:
         return threading.get_ident() in self._worker_idents
 
     def _start_thread(self) -> None:
-        thread = threading.Thread(
-            target=self._worker, name=f"fast-crewai-task-{len(self._threads)}", daemon=True
-        )
+        thread = threading.Thread(target=self._worker, name=f"fast-crewai-task-{len(self._threads)}", daemon=True)
         self._threads.append(thread)
         thread.start()
 

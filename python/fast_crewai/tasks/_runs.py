@@ -124,7 +124,9 @@ def kickoff_for_each(original: Any, crew: Any, inputs: list[dict[str, Any]], inp
         for index, error in enumerate(errors):
             if error is not None and index != failed:
                 logger.error("kickoff_for_each: input %d also failed", index, exc_info=error)
-                _note(first, f"fast-crewai: kickoff_for_each input {index} also failed: {type(error).__name__}: {error}")
+                _note(
+                    first, f"fast-crewai: kickoff_for_each input {index} also failed: {type(error).__name__}: {error}"
+                )
         skipped = [index for index, future in enumerate(futures) if future.cancelled()]
         if skipped:
             _note(first, f"fast-crewai: kickoff_for_each inputs {skipped} were not run after input {failed} failed")
