@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._errors import (
     BusyError,
+    ConfigurationError,
     ConstraintError,
     CoreTimeout,
     CoreTrap,
@@ -55,6 +56,7 @@ __all__ = [
     "AcceleratedTaskOutputsStorage",
     "AgentMessage",
     "BusyError",
+    "ConfigurationError",
     "ConstraintError",
     "CoreTimeout",
     "CoreTrap",
