@@ -162,3 +162,23 @@ def test_the_named_lock_still_excludes_other_processes(tasks_on: None, tmp_path:
         child.wait(30)
         if child.stdout is not None:
             child.stdout.close()
+
+
+def test_agent_executors_share_one_state_class_with_their_own_state(tasks_on: None) -> None:
+    from crewai.agents.agent_executor import AgentExecutorState
+    from crewai.flow.runtime import FlowState
+
+    from fast_crewai.demo import research
+
+    executors = [research.research_crew(ScriptedLLM()).agents[0] for _ in range(2)]
+    for agent in executors:
+        agent.create_agent_executor()
+    first, second = (agent.agent_executor._create_initial_state() for agent in executors)  # type: ignore[union-attr]
+    assert type(first) is type(second)
+    assert issubclass(type(first), FlowState) and issubclass(type(first), AgentExecutorState)
+    assert first is not second and first.id != second.id and first.messages is not second.messages
+    patches.disable_acceleration()
+    # CrewAI makes a class per call, with the same fields.
+    stock = [executors[0].agent_executor._create_initial_state() for _ in range(2)]  # type: ignore[union-attr]
+    assert type(stock[0]) is not type(stock[1])
+    assert type(stock[0]).model_fields.keys() == type(first).model_fields.keys()

@@ -92,8 +92,14 @@ def test_work_waiting_on_queued_work_never_deadlocks() -> None:
 
 def test_shutdown_cancels_queued_jobs_and_later_work_runs_inline() -> None:
     single = HostPool(1)
-    release = threading.Event()
-    running = single.submit(release.wait, 10)
+    started, release = threading.Event(), threading.Event()
+
+    def job() -> bool:
+        started.set()
+        return release.wait(10)
+
+    running = single.submit(job)
+    assert started.wait(10)
     queued = single.submit(lambda: "never")
     stopper = threading.Thread(target=single.shutdown)
     stopper.start()

@@ -4,9 +4,11 @@ Every CrewAI agent executor is a ``Flow`` typed by its state model
 (``AgentExecutor`` is ``Flow[AgentExecutorState]``); each one built makes a
 fresh pydantic class ``StateWithId(FlowState, <state model>)`` in
 ``Flow._create_initial_state``, and pydantic generates its schema and
-validators anew: about 5 ms of CPU, at every crew kickoff for every agent.
-Under the GIL that CPU is what concurrent crews queue for. The class is the
-same every time, so it is made once per state model and reused.
+validators anew: about 5 ms of CPU, at every crew kickoff for every agent
+(and ``AgentExecutor`` then replaces that state with a plain
+``AgentExecutorState``). Under the GIL that CPU is what concurrent crews
+queue for. The class is the same every time, so it is made once per state
+model and reused.
 
 Only that branch is served here (no ``initial_state``, a typed state model
 that is not already a ``FlowState``, no extension state); every other case
@@ -16,7 +18,7 @@ is CrewAI's own code.
 from __future__ import annotations
 
 import threading
-from typing import Any, TypeVar
+from typing import Any
 from uuid import uuid4
 
 _classes: dict[type, type] = {}
@@ -41,9 +43,9 @@ def make_create_initial_state(original: Any, flow_state: type) -> Any:
 
     def _create_initial_state(self: Any) -> Any:
         state_type = getattr(self, "_initial_state_t", None) if self.initial_state is None else None
+        # A TypeVar (an untyped Flow) is not a type: CrewAI's path.
         if (
             not isinstance(state_type, type)
-            or isinstance(state_type, TypeVar)
             or not issubclass(state_type, BaseModel)
             or issubclass(state_type, flow_state)
         ):
