@@ -4,11 +4,11 @@ Every CrewAI agent executor is a ``Flow`` typed by its state model
 (``AgentExecutor`` is ``Flow[AgentExecutorState]``); each one built makes a
 fresh pydantic class ``StateWithId(FlowState, <state model>)`` in
 ``Flow._create_initial_state``, and pydantic generates its schema and
-validators anew: about 5 ms of CPU, at every crew kickoff for every agent
-(and ``AgentExecutor`` then replaces that state with a plain
-``AgentExecutorState``). Under the GIL that CPU is what concurrent crews
-queue for. The class is the same every time, so it is made once per state
-model and reused.
+validators anew (and ``AgentExecutor`` then replaces that state with a plain
+``AgentExecutorState``). That happens at every crew kickoff for every agent;
+measured here, building an agent executor took 4.0 ms, 1.2 ms with the class
+reused. Under the GIL that CPU is what concurrent crews queue for. The class
+is the same every time, so it is made once per state model and reused.
 
 Only that branch is served here (no ``initial_state``, a typed state model
 that is not already a ``FlowState``, no extension state); every other case
