@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import fast_crewai
-from fast_crewai._errors import ConfigurationError
+from fast_crewai import ConfigurationError
 from fast_crewai.tasks import _pool, pool_status
 from fast_crewai.tasks._pool import HostPool
 
