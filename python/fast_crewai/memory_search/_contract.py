@@ -10,8 +10,8 @@ shape. Errors: ``invalid-input`` is :class:`InvalidRecordError`,
 ``dimension-mismatch`` :class:`DimensionMismatchError`, ``capacity``
 :class:`StoreCapacityError`, ``storage`` :class:`StorageFailure`,
 ``record-too-large`` :class:`RecordTooLargeError` and ``result-too-large``
-:class:`ResultTooLargeError`. A string
-holding a lone surrogate is invalid input on both backends.
+:class:`ResultTooLargeError`. A string holding a lone surrogate is invalid
+input on both backends.
 
 Processes are serialised by :class:`~fast_crewai.runtime.filelock.FileLock`
 (shared for reads, exclusive for writes and for the first read after a
