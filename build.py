@@ -247,6 +247,7 @@ def cmd_wheel(_: argparse.Namespace | None = None) -> Path:
     needed = [
         "fast_crewai/core.wasm",
         "fast_crewai/memory_search/schema.sql",
+        "fast_crewai/memory_search/migrate_2.sql",
         "fast_crewai/memory_search/constants.json",
     ]
     with zipfile.ZipFile(wheel) as zf:
