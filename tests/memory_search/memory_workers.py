@@ -143,7 +143,11 @@ def fill(index: MemoryIndex, size: int, most: int) -> None:
 
 def main() -> None:
     role, path, backend, *args = sys.argv[1:]
-    index = open_index(backend, Path(path))
+    try:
+        index = open_index(backend, Path(path))
+    except StoreCapacityError:
+        say("too large to open")
+        return
     if role == "writer":
         writer(index, args[0], int(args[1]), int(args[2]))
     elif role == "crash":

@@ -236,7 +236,8 @@ def test_text_filling_the_cores_memory_is_a_capacity_error_and_the_store_stays_r
     the Python reference has none. Text and BM25 postings (8 floats of
     vector per record) fill 256 MiB: the save that would not fit raises
     StoreCapacityError having written nothing, and every read then works,
-    in that process and after reopening in another."""
+    in that process and after reopening in another; opened under a lower
+    limit, it fails with StoreCapacityError."""
     database = tmp_path / DATABASE_NAME
     lines = worker("fill", database, "wasm", 20, 1000, limit_mb=256)
     assert lines[0].startswith("full "), lines
@@ -244,6 +245,8 @@ def test_text_filling_the_cores_memory_is_a_capacity_error_and_the_store_stays_r
     assert saved > 1000
     assert lines[1:] == [f"count {saved}", "reads ok"]
     assert worker("read", database, "wasm", limit_mb=256) == [f"count {saved}", "reads ok"]
+    # Under a lower limit it does not fit at all: a typed error, not a trap.
+    assert worker("read", database, "wasm", limit_mb=96) == ["too large to open"]
     assert integrity(database) == [("ok",)]
 
 

@@ -30,8 +30,8 @@ const LOAD_CHUNK_BYTES: usize = 8 << 20;
 
 fn capacity(needed: usize, what: &str) -> MemError {
     MemError::Capacity(format!(
-        "not enough memory in the core for {what} ({needed} bytes with headroom for reads); \
-         the store is full under the core's memory limit"
+        "not enough memory in the core for {what} ({needed} bytes could not be had under the \
+         core's memory limit); nothing was changed"
     ))
 }
 

@@ -130,7 +130,10 @@ impl Store {
         let growth = batch
             .iter()
             .fold(vectors, |n, (r, _)| n.saturating_add(memory::record_growth(r)));
-        memory::ensure(growth.saturating_add(memory::headroom(rows)), "the batch")?;
+        memory::ensure(
+            growth.saturating_add(memory::headroom(rows)),
+            "the batch and room to read the store afterwards",
+        )?;
         index.reserve(rows, dim)?;
         if let Some(d) = new_dim {
             persist::set_dimension(&tx, d)?;
@@ -391,7 +394,7 @@ impl Store {
             rows.len()
                 .saturating_mul(at.len() + 64)
                 .saturating_add(memory::headroom(index.len())),
-            "the new last_accessed values",
+            "the new last_accessed values and room to read the store afterwards",
         )?;
         for &row in &rows {
             persist::touch(&tx, index.seq(row), at)?;
