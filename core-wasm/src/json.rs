@@ -5,6 +5,14 @@
 //! and integers longer than Python will parse are all rejected. Errors carry
 //! the offset in Unicode code points, the unit Python reports positions in.
 //!
+//! Every document is read under three limits ([`MAX_DOCUMENT_BYTES`],
+//! [`MAX_DEPTH`], [`MAX_MEMBERS`]) so that no input, however hostile, costs
+//! more than time linear (sorting keys: n log n) in its size or exhausts the
+//! core's stack; passing one is a [`ErrorKind::TooLarge`] or
+//! [`ErrorKind::TooDeep`] error rather than a syntax error. An object's key
+//! count and duplicate keys are checked when it closes, as Python's
+//! `object_pairs_hook` sees them, so both readers report the same first fault.
+//!
 //! The writer emits exactly what Python's
 //! `json.dumps(value, ensure_ascii=False, separators=(",", ":"))` emits for
 //! the same parsed value, so the core and the Python reference agree byte for
@@ -12,9 +20,19 @@
 
 use std::fmt::Write as _;
 
-/// Deeper nesting than this is rejected rather than recursed into, so a
-/// hostile document cannot exhaust the core's stack.
+/// Arrays and objects nest at most this deep; the bracket that would open
+/// one more is rejected rather than recursed into, so a hostile document
+/// cannot exhaust the core's stack.
 pub const MAX_DEPTH: usize = 256;
+
+/// The most members one object may have: more than any SQLite statement can
+/// bind (32,766 parameters) and far more than any agent metadata holds.
+pub const MAX_MEMBERS: usize = 65_536;
+
+/// The largest document, in UTF-8 bytes, read or returned across the
+/// boundary: wasmtime copies at most 128 MiB out of the guest per call (its
+/// default host-call fuel), and 1 MiB of that is left for the envelope.
+pub const MAX_DOCUMENT_BYTES: usize = 127 << 20;
 
 /// CPython refuses to convert integer literals longer than this
 /// (`sys.int_info.default_max_str_digits`); the core refuses them too so
@@ -72,20 +90,47 @@ impl Value {
     }
 }
 
+/// Which rule a rejected document broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Not well-formed strict JSON.
+    Syntax,
+    /// Past [`MAX_DOCUMENT_BYTES`] or [`MAX_MEMBERS`].
+    TooLarge,
+    /// Past [`MAX_DEPTH`].
+    TooDeep,
+}
+
 /// Why a document was rejected, and where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParseError {
+    pub kind: ErrorKind,
     pub message: String,
     /// Offset of the problem in code points from the start of the input.
     pub position: usize,
 }
 
-/// Parses one JSON document; whitespace may surround it, nothing else may.
+/// Parses one JSON document of at most [`MAX_DOCUMENT_BYTES`]; whitespace
+/// may surround it, nothing else may.
 pub fn parse(text: &str) -> Result<Value, ParseError> {
+    parse_limited(text, MAX_DOCUMENT_BYTES)
+}
+
+/// [`parse`] with another size limit, for inputs that never cross back
+/// whole (a batch of records the core splits up).
+pub fn parse_limited(text: &str, max_bytes: usize) -> Result<Value, ParseError> {
+    if text.len() > max_bytes {
+        return Err(ParseError {
+            kind: ErrorKind::TooLarge,
+            message: too_large_message(text.len(), max_bytes),
+            position: 0,
+        });
+    }
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
         pos: 0,
+        key_positions: Vec::new(),
     };
     parser.skip_ws();
     let value = parser.value(0)?;
@@ -96,14 +141,26 @@ pub fn parse(text: &str) -> Result<Value, ParseError> {
     Ok(value)
 }
 
+/// The message for a document of `len` bytes past `max` bytes.
+pub fn too_large_message(len: usize, max: usize) -> String {
+    format!("the document is {len} bytes, more than the limit of {max} bytes")
+}
+
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// Where each key of the objects being read starts, as a stack: an
+    /// object's keys are on top while it is open (only errors read them).
+    key_positions: Vec<usize>,
 }
 
 impl Parser<'_> {
     fn error_at(&self, byte_pos: usize, message: impl Into<String>) -> ParseError {
+        self.error_kind_at(ErrorKind::Syntax, byte_pos, message)
+    }
+
+    fn error_kind_at(&self, kind: ErrorKind, byte_pos: usize, message: impl Into<String>) -> ParseError {
         let byte_pos = byte_pos.min(self.text.len());
         // Code-point offsets: count chars up to the nearest char boundary.
         let mut boundary = byte_pos;
@@ -111,6 +168,7 @@ impl Parser<'_> {
             boundary -= 1;
         }
         ParseError {
+            kind,
             message: message.into(),
             position: self.text[..boundary].chars().count(),
         }
@@ -126,12 +184,15 @@ impl Parser<'_> {
         }
     }
 
+    /// Reads a value inside `depth` open arrays and objects.
     fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
-        if depth > MAX_DEPTH {
-            return Err(self.error(format!("nesting deeper than {MAX_DEPTH} levels")));
-        }
         match self.bytes.get(self.pos) {
             None => Err(self.error("unexpected end of input, expecting a value")),
+            Some(b'{' | b'[') if depth >= MAX_DEPTH => Err(self.error_kind_at(
+                ErrorKind::TooDeep,
+                self.pos,
+                format!("arrays and objects nested more than {MAX_DEPTH} deep"),
+            )),
             Some(b'{') => self.object(depth),
             Some(b'[') => self.array(depth),
             Some(b'"') => Ok(Value::String(self.string()?)),
@@ -154,6 +215,7 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, ParseError> {
+        let start = self.pos;
         self.pos += 1;
         let mut members: Vec<(String, Value)> = Vec::new();
         self.skip_ws();
@@ -161,16 +223,14 @@ impl Parser<'_> {
             self.pos += 1;
             return Ok(Value::Object(members));
         }
+        let keys_base = self.key_positions.len();
         loop {
             self.skip_ws();
             if self.bytes.get(self.pos) != Some(&b'"') {
                 return Err(self.error("expecting a property name in double quotes"));
             }
-            let key_pos = self.pos;
+            self.key_positions.push(self.pos);
             let key = self.string()?;
-            if members.iter().any(|(k, _)| *k == key) {
-                return Err(self.error_at(key_pos, format!("duplicate key {key:?}")));
-            }
             self.skip_ws();
             if self.bytes.get(self.pos) != Some(&b':') {
                 return Err(self.error("expecting ':' after a property name"));
@@ -184,10 +244,30 @@ impl Parser<'_> {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
+                    self.check_members(&members, start, keys_base)?;
+                    self.key_positions.truncate(keys_base);
                     return Ok(Value::Object(members));
                 }
                 _ => return Err(self.error("expecting ',' or '}' in an object")),
             }
+        }
+    }
+
+    /// The checks of a closed object: its size, then its keys' uniqueness.
+    fn check_members(&self, members: &[(String, Value)], start: usize, keys_base: usize) -> Result<(), ParseError> {
+        if members.len() > MAX_MEMBERS {
+            return Err(self.error_kind_at(
+                ErrorKind::TooLarge,
+                start,
+                format!("an object has more than {MAX_MEMBERS} members"),
+            ));
+        }
+        match first_repeat(members, |(k, _)| k) {
+            Some(i) => Err(self.error_at(
+                self.key_positions[keys_base + i],
+                format!("duplicate key {:?}", members[i].0),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -357,6 +437,24 @@ impl Parser<'_> {
             Ok(Value::Number(Number::Integer(text.to_owned())))
         }
     }
+}
+
+/// The index of the first item, in order, whose key an earlier item
+/// already has. Sorting indices by key costs O(n log n) for any n; small
+/// lists, nearly all of them, are compared pairwise.
+pub fn first_repeat<T>(items: &[T], key: impl Fn(&T) -> &str) -> Option<usize> {
+    const PAIRWISE: usize = 16;
+    if items.len() <= PAIRWISE {
+        return (1..items.len()).find(|&i| items[..i].iter().any(|earlier| key(earlier) == key(&items[i])));
+    }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_unstable_by(|&a, &b| key(&items[a]).cmp(key(&items[b])).then(a.cmp(&b)));
+    // In a run of equal keys, every index after the run's first repeats it.
+    order
+        .windows(2)
+        .filter(|pair| key(&items[pair[0]]) == key(&items[pair[1]]))
+        .map(|pair| pair[1])
+        .min()
 }
 
 /// Whether any byte of `word` is a quote, a backslash or a control byte
@@ -584,6 +682,86 @@ mod tests {
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let text = "[".repeat(100_000);
-        assert!(parse(&text).unwrap_err().message.contains("nesting"));
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::TooDeep);
+        assert_eq!(err.position, MAX_DEPTH);
+    }
+
+    #[test]
+    fn depth_limit_edges() {
+        let nested = |n: usize, inner: &str| format!("{}{inner}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse(&nested(MAX_DEPTH, "1")).is_ok());
+        assert!(parse(&nested(MAX_DEPTH, "")).is_ok());
+        let err = parse(&nested(MAX_DEPTH + 1, "")).unwrap_err();
+        assert_eq!((err.kind, err.position), (ErrorKind::TooDeep, MAX_DEPTH));
+        let objects = format!("{}1{}", "{\"a\":".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+        assert!(parse(&objects).is_ok());
+        let objects = format!("[{objects}]");
+        assert_eq!(parse(&objects).unwrap_err().kind, ErrorKind::TooDeep);
+        // A fault before the bracket that goes too deep is reported first.
+        let early = format!("{}x[", "[".repeat(MAX_DEPTH));
+        assert_eq!(parse(&early).unwrap_err().kind, ErrorKind::Syntax);
+    }
+
+    fn object_of(n: usize, key: impl Fn(usize) -> String) -> String {
+        let mut text = String::from("{");
+        for i in 0..n {
+            if i > 0 {
+                text.push(',');
+            }
+            let _ = write!(text, "\"{}\":{i}", key(i));
+        }
+        text.push('}');
+        text
+    }
+
+    #[test]
+    fn member_limit_edges() {
+        let Value::Object(members) = parse(&object_of(MAX_MEMBERS, |i| format!("k{i}"))).unwrap() else {
+            panic!()
+        };
+        assert_eq!(members.len(), MAX_MEMBERS);
+        let err = parse(&format!("[{}]", object_of(MAX_MEMBERS + 1, |i| format!("k{i}")))).unwrap_err();
+        assert_eq!((err.kind, err.position), (ErrorKind::TooLarge, 1));
+    }
+
+    #[test]
+    fn huge_objects_are_linearithmic() {
+        // 200k keys compared pairwise took ~90 s in the core; sorted, a few ms.
+        let text = object_of(200_000, |i| format!("key-{i}"));
+        let started = std::time::Instant::now();
+        assert_eq!(parse(&text).unwrap_err().kind, ErrorKind::TooLarge);
+        let text = object_of(MAX_MEMBERS, |i| format!("key-{}", (i * 7919) % MAX_MEMBERS));
+        assert!(parse(&text).is_ok());
+        let mut dup = object_of(MAX_MEMBERS - 1, |i| format!("key-{i}"));
+        dup.insert_str(dup.len() - 1, ",\"key-5\":0");
+        let err = parse(&dup).unwrap_err();
+        assert_eq!(err.message, "duplicate key \"key-5\"");
+        assert_eq!(err.position, dup.rfind("\"key-5\"").unwrap());
+        assert!(started.elapsed().as_secs_f64() < 1.0, "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_first_repeated_key_in_document_order_is_reported() {
+        let keys = [
+            "q", "b", "a", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "a", "b",
+        ];
+        let text = object_of(keys.len(), |i| keys[i].to_owned());
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.message, "duplicate key \"a\"");
+        assert_eq!(err.position, text.find("\"a\":17").unwrap());
+        assert_eq!(parse(r#"{"b":1,"a":2,"b":3,"a":4}"#).unwrap_err().position, 13);
+        // Keys are checked when the object closes, as Python's object_pairs_hook sees them.
+        let err = parse(r#"{"a":1,"a":2,"#).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Syntax);
+        assert!(!err.message.contains("duplicate"), "{err:?}");
+        assert!(parse(r#"{"a":{"b":1},"b":{"a":2},"c":{"a":{"a":3}}}"#).is_ok());
+    }
+
+    #[test]
+    fn size_limit() {
+        let err = parse_limited("[1, 2]", 5).unwrap_err();
+        assert_eq!((err.kind, err.position), (ErrorKind::TooLarge, 0));
+        assert!(parse_limited("[1,2]", 5).is_ok());
     }
 }

@@ -12,6 +12,7 @@ impl From<SqlError> for Error {
             SqlError::Corrupt(m) => Error::Corrupt(m),
             SqlError::NotFound(m) => Error::NotFound(m),
             SqlError::Misuse(m) => Error::Misuse(m),
+            SqlError::TooLarge(m) => Error::TooLarge(m),
             SqlError::Other(m) => Error::Other(m),
         }
     }

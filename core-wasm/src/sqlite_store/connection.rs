@@ -1,15 +1,17 @@
 //! The connection resource: statements, transactions kept in the host's
 //! hands, and the authorizer that keeps SQLite inside the host's locks.
 
+use rusqlite::ffi;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::values::json_error;
 use super::values::{bind, params_from_value, parse_params, write_sql_value, Params};
 use super::{open_connection, Mode, SqlError};
-use crate::json::{self, Value};
+use crate::json::{self, Value, MAX_DOCUMENT_BYTES};
 
 /// What the statement cache holds: every statement a store runs repeatedly
 /// (stdlib `sqlite3` keeps 128 too).
@@ -21,6 +23,14 @@ const STATEMENT_CACHE: usize = 128;
 /// would be unprotected.
 pub const TRANSACTION_CONTROL: &str =
     "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) belongs to the host's transaction()";
+
+/// Why a result was refused; the same text as the host's reference.
+pub fn result_too_large(limit: usize) -> String {
+    format!(
+        "the result would be more than {limit} bytes of JSON, the most one call returns: \
+         read it in parts (LIMIT and OFFSET, substr())"
+    )
+}
 
 /// Why `query` refused a statement.
 pub const WRITE_IN_QUERY: &str = "query runs only statements that do not write; use execute";
@@ -40,22 +50,41 @@ pub struct Connection {
     holding: Cell<bool>,
     /// Set while the core runs its own pragmas, which the authorizer refuses to callers.
     internal: Arc<AtomicBool>,
+    /// The largest result document returned ([`MAX_DOCUMENT_BYTES`]; tests lower it).
+    pub(super) result_limit: usize,
 }
 
+/// Pragmas that, set, would escape the host's protection: WAL and exclusive
+/// locking cannot work without file locks, and a temporary directory
+/// elsewhere puts files outside the granted one.
+const LOCKED_PRAGMAS: [&str; 4] = [
+    "journal_mode",
+    "locking_mode",
+    "temp_store_directory",
+    "data_store_directory",
+];
+
 /// Refuses what would escape the host's protection: another database file
-/// (ATTACH, VACUUM INTO, which attaches) has no host lock, and WAL or
-/// exclusive locking cannot work without file locks. `ATTACH ''` (a private
-/// temporary database, which plain VACUUM uses) reaches no file.
+/// has no host lock, so ATTACH is refused whatever names the file (a
+/// literal, a bound parameter, an expression: SQLite passes no file name for
+/// the last two), and so is VACUUM INTO, which attaches its target. `ATTACH
+/// ''`, a private temporary database like those of temporary tables, is
+/// what plain VACUUM attaches, and stays allowed; DETACH has nothing left to
+/// detach but that, and is refused.
 fn authorize(ctx: AuthContext<'_>, internal: &AtomicBool) -> Authorization {
     if internal.load(Ordering::Relaxed) {
         return Authorization::Allow;
     }
     match ctx.action {
-        AuthAction::Attach { filename } if !filename.is_empty() => Authorization::Deny,
+        AuthAction::Attach { filename: "" } => Authorization::Allow,
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
+        AuthAction::Unknown { code, .. } if code == ffi::SQLITE_ATTACH || code == ffi::SQLITE_DETACH => {
+            Authorization::Deny
+        }
         AuthAction::Pragma {
             pragma_name,
             pragma_value: Some(_),
-        } if ["journal_mode", "locking_mode"]
+        } if LOCKED_PRAGMAS
             .iter()
             .any(|locked| pragma_name.eq_ignore_ascii_case(locked)) =>
         {
@@ -79,6 +108,7 @@ impl Connection {
             conn,
             holding: Cell::new(locking.eq_ignore_ascii_case("exclusive")),
             internal,
+            result_limit: MAX_DOCUMENT_BYTES,
         })
     }
 
@@ -159,11 +189,11 @@ impl Connection {
                         "the statement takes 0 parameters, {} were given",
                         values.len()
                     ))),
-                    Params::Named(values) if !values.is_empty() => Err(SqlError::Misuse(format!(
+                    Params::Named(named) if named.first_name().is_some() => Err(SqlError::Misuse(format!(
                         "unknown parameter {}: the statement has no such parameter",
-                        values[0].0
+                        named.first_name().unwrap_or_default()
                     ))),
-                    _ => Ok(self.document(&[], "", 0)),
+                    _ => self.document(&[], "", 0),
                 }
             }
             Err(err) => return Err(err.into()),
@@ -190,10 +220,14 @@ impl Connection {
                 write_sql_value(&mut rows_text, row.get_ref(i)?);
             }
             rows_text.push(']');
+            // Stop building what could never cross; the whole document is checked below.
+            if rows_text.len() > self.result_limit {
+                return Err(SqlError::TooLarge(result_too_large(self.result_limit)));
+            }
         }
         drop(rows);
         let changes = self.changes_since(before);
-        Ok(self.document(&columns, &rows_text, changes))
+        self.document(&columns, &rows_text, changes)
     }
 
     /// The rows the statement just run inserted, updated or deleted
@@ -208,7 +242,8 @@ impl Connection {
         }
     }
 
-    fn document(&self, columns: &[String], rows_text: &str, changes: u64) -> String {
+    /// The result document, if it is within the limit of what one call returns.
+    fn document(&self, columns: &[String], rows_text: &str, changes: u64) -> Result<String, SqlError> {
         let mut out = String::with_capacity(rows_text.len() + 64);
         out.push_str("{\"columns\":[");
         for (i, name) in columns.iter().enumerate() {
@@ -222,22 +257,24 @@ impl Connection {
             "],\"rows\":[{rows_text}],\"changes\":{changes},\"last-insert-rowid\":{}}}",
             self.conn.last_insert_rowid()
         );
-        out
+        if out.len() > self.result_limit {
+            return Err(SqlError::TooLarge(result_too_large(self.result_limit)));
+        }
+        Ok(out)
     }
 
     /// Runs `sql` once per parameter set, all or nothing, and returns the
     /// rows changed in total.
     pub fn execute_many(&self, sql: &str, param_sets: &str) -> Result<u64, SqlError> {
-        let sets =
-            match json::parse(param_sets).map_err(|e| SqlError::Misuse(format!("parameter sets: {}", e.message)))? {
-                Value::Array(sets) => sets,
-                other => {
-                    return Err(SqlError::Misuse(format!(
-                        "parameter sets must be an array, got {}",
-                        other.type_name()
-                    )))
-                }
-            };
+        let sets = match json::parse(param_sets).map_err(|e| json_error("parameter sets", e))? {
+            Value::Array(sets) => sets,
+            other => {
+                return Err(SqlError::Misuse(format!(
+                    "parameter sets must be an array, got {}",
+                    other.type_name()
+                )))
+            }
+        };
         let sets = sets.iter().map(params_from_value).collect::<Result<Vec<_>, _>>()?;
         self.set_holding(false)?;
         let not_dml = || SqlError::Misuse("execute-many runs statements that change the database".into());

@@ -1,6 +1,7 @@
 //! `sqlite-store`: SQLite connections on files in the granted directories,
 //! with parameters and rows crossing the boundary as JSON text.
 
+use rusqlite::limits::Limit;
 use rusqlite::{ffi, OpenFlags};
 
 mod connection;
@@ -17,12 +18,18 @@ pub enum SqlError {
     Corrupt(String),
     NotFound(String),
     Misuse(String),
+    TooLarge(String),
     Other(String),
 }
 
+/// The longest text or blob a connection stores or reads
+/// (`SQLITE_LIMIT_LENGTH`, which also bounds a row): base64 makes a 64 MiB
+/// blob 85.3 MiB of JSON, within what one call returns.
+pub const MAX_VALUE_BYTES: usize = 64 << 20;
+
 /// The message for a statement the authorizer refused: SQLite says only "not authorized".
-pub const REFUSED: &str =
-    "not authorized: ATTACH, VACUUM INTO and changing journal_mode or locking_mode would escape the host's locks";
+pub const REFUSED: &str = "not authorized: ATTACH, DETACH, VACUUM INTO and setting journal_mode, locking_mode or a \
+     store directory would escape the host's locks and the granted directory";
 
 impl From<rusqlite::Error> for SqlError {
     fn from(err: rusqlite::Error) -> Self {
@@ -32,6 +39,7 @@ impl From<rusqlite::Error> for SqlError {
                 ffi::ErrorCode::ConstraintViolation => SqlError::Constraint(message),
                 ffi::ErrorCode::DatabaseBusy | ffi::ErrorCode::DatabaseLocked => SqlError::Busy(message),
                 ffi::ErrorCode::ReadOnly => SqlError::ReadOnly(message),
+                ffi::ErrorCode::TooBig => SqlError::TooLarge(message),
                 ffi::ErrorCode::DatabaseCorrupt | ffi::ErrorCode::NotADatabase => SqlError::Corrupt(message),
                 ffi::ErrorCode::CannotOpen | ffi::ErrorCode::NotFound => SqlError::NotFound(message),
                 ffi::ErrorCode::AuthorizationForStatementDenied => SqlError::Misuse(REFUSED.into()),
@@ -81,6 +89,7 @@ pub fn open_connection(path: &str, mode: Mode) -> Result<rusqlite::Connection, S
         Some(vfs) => rusqlite::Connection::open_with_flags_and_vfs(path, flags, vfs)?,
         None => rusqlite::Connection::open_with_flags(path, flags)?,
     };
+    conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES as i32)?;
     leave_wal_mode(&conn, mode)?;
     conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
     Ok(conn)

@@ -1,3 +1,4 @@
+use super::values::{parse_params, Params};
 use super::*;
 
 fn temp_db(name: &str) -> String {
@@ -142,4 +143,127 @@ fn read_only_refuses_writes() {
         conn.execute("INSERT INTO t VALUES (1)", "[]"),
         Err(SqlError::ReadOnly(_))
     ));
+}
+
+#[test]
+fn no_form_of_attach_reaches_a_file() {
+    let path = temp_db("attach");
+    let dir = std::path::Path::new(&path).parent().unwrap().to_owned();
+    let conn = Connection::open(&path, Mode::Create).unwrap();
+    conn.execute_script("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+        .unwrap();
+    let other = dir.join("other.db").to_string_lossy().into_owned();
+    let named = serde_free_json_string(&other);
+    for (sql, params) in [
+        ("ATTACH ? AS e", format!("[{named}]")),
+        ("ATTACH :f AS e", format!("{{\"f\": {named}}}")),
+        ("ATTACH (? || '') AS e", format!("[{named}]")),
+        ("ATTACH ('oth' || 'er.db') AS e", "[]".to_owned()),
+        ("ATTACH 'other.db' AS e", "[]".to_owned()),
+        ("VACUUM INTO ?", format!("[{named}]")),
+        ("VACUUM INTO 'other.db'", "[]".to_owned()),
+        ("DETACH main", "[]".to_owned()),
+        ("PRAGMA temp_store_directory = '/tmp'", "[]".to_owned()),
+    ] {
+        let err = conn.execute(sql, &params);
+        assert_eq!(err, Err(SqlError::Misuse(super::REFUSED.into())), "{sql}");
+        assert!(!dir.join("other.db").exists(), "{sql} created a file");
+    }
+    // A private temporary database reaches no file; plain VACUUM attaches one.
+    conn.execute("ATTACH '' AS scratch", "[]").unwrap();
+    conn.execute("VACUUM", "[]").unwrap();
+    assert!(conn.query("SELECT count(*) FROM t", "[]").unwrap().contains("[[1]]"));
+}
+
+fn serde_free_json_string(s: &str) -> String {
+    let mut out = String::new();
+    crate::json::write_string(&mut out, s);
+    out
+}
+
+#[test]
+fn values_past_the_length_limit_are_refused_at_write() {
+    let conn = Connection::open(&temp_db("toobig"), Mode::Create).unwrap();
+    conn.execute_script("CREATE TABLE t(b)").unwrap();
+    let text = "x".repeat(MAX_VALUE_BYTES + 1);
+    let err = conn.execute("INSERT INTO t VALUES (?)", &format!("[\"{text}\"]"));
+    assert_eq!(
+        err,
+        Err(SqlError::TooLarge(super::values::value_too_large(MAX_VALUE_BYTES + 1)))
+    );
+    let err = conn.execute(
+        "INSERT INTO t VALUES (zeroblob(?))",
+        &format!("[{}]", MAX_VALUE_BYTES + 1),
+    );
+    assert!(matches!(err, Err(SqlError::TooLarge(_))), "{err:?}");
+    // The limit bounds a whole row too, header included.
+    let err = conn.execute("INSERT INTO t VALUES (zeroblob(?))", &format!("[{MAX_VALUE_BYTES}]"));
+    assert!(matches!(err, Err(SqlError::TooLarge(_))), "{err:?}");
+    let largest = MAX_VALUE_BYTES - 16;
+    conn.execute("INSERT INTO t VALUES (zeroblob(?))", &format!("[{largest}]"))
+        .unwrap();
+    let err = conn.execute("UPDATE t SET b = b || zeroblob(16)", "[]");
+    assert!(matches!(err, Err(SqlError::TooLarge(_))), "{err:?}");
+    // The largest value reads back: its base64 fits in one result.
+    let out = conn.query("SELECT b FROM t", "[]").unwrap();
+    let envelope = r#"{"columns":["b"],"rows":[[{"$blob":""}]],"changes":0,"last-insert-rowid":1}"#;
+    assert_eq!(out.len(), largest.div_ceil(3) * 4 + envelope.len());
+}
+
+#[test]
+fn results_past_the_limit_are_a_typed_error() {
+    let mut conn = Connection::open(&temp_db("result"), Mode::Create).unwrap();
+    let sql = "SELECT printf('%.*c', 1000, 'x') FROM generate_series(1, 10)";
+    let sql = if conn.execute(sql, "[]").is_ok() {
+        sql
+    } else {
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) \
+         SELECT printf('%.*c', 1000, 'x') FROM n"
+    };
+    let full = conn.execute(sql, "[]").unwrap();
+    conn.result_limit = full.len();
+    assert_eq!(conn.execute(sql, "[]").unwrap(), full);
+    for limit in [full.len() - 1, 5000, 10] {
+        conn.result_limit = limit;
+        assert_eq!(
+            conn.query(sql, "[]"),
+            Err(SqlError::TooLarge(super::connection::result_too_large(limit))),
+            "{limit}"
+        );
+    }
+    conn.result_limit = full.len();
+    assert!(conn.query("SELECT 1", "[]").is_ok(), "the connection stays usable");
+}
+
+#[test]
+fn named_parameters_are_checked_and_found_in_linearithmic_time() {
+    // SQLite's own handling of named parameters is quadratic in their count
+    // (20k take seconds to prepare), so the codec's side is timed alone.
+    let n = crate::json::MAX_MEMBERS;
+    let members: Vec<String> = (0..n).rev().map(|i| format!("\"p{i}\": {i}")).collect();
+    let started = std::time::Instant::now();
+    let Params::Named(named) = parse_params(&format!("{{{}}}", members.join(","))).unwrap() else {
+        panic!()
+    };
+    for i in 0..n {
+        assert_eq!(named.position(&format!("p{i}")), Some(n - 1 - i));
+    }
+    assert_eq!(named.position("p"), None);
+    let mut twice = members.clone();
+    twice[n - 1] = format!("\":p{}\": 0", n / 2);
+    let err = parse_params(&format!("{{{}}}", twice.join(",")));
+    assert!(
+        matches!(&err, Err(SqlError::Misuse(m)) if *m == format!("parameter p{} is given twice", n / 2)),
+        "{:?}",
+        err.err()
+    );
+    assert!(started.elapsed().as_secs_f64() < 1.0, "{:?}", started.elapsed());
+    let conn = Connection::open(&temp_db("manynamed"), Mode::Create).unwrap();
+    let out = conn
+        .execute("SELECT :p3, @p70", &format!("{{{}}}", members.join(",")))
+        .unwrap_err();
+    assert!(
+        matches!(out, SqlError::Misuse(ref m) if m.starts_with("unknown parameter p65535")),
+        "{out:?}"
+    );
 }
