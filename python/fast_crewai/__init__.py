@@ -25,6 +25,7 @@ from ._errors import (
     SQLiteError,
     StorageFailure,
     StoreCapacityError,
+    TooLargeError,
 )
 from .message_serde import AgentMessage
 from .runtime.backend import core_info
@@ -72,6 +73,7 @@ __all__ = [
     "SerdeError",
     "StorageFailure",
     "StoreCapacityError",
+    "TooLargeError",
     "__version__",
     "core_info",
     "disable_acceleration",

@@ -61,8 +61,8 @@ fn within_limit(out: String) -> Result<String, SerdeError> {
     if out.len() > MAX_DOCUMENT_BYTES {
         return Err(SerdeError::TooLarge {
             message: format!(
-                "the canonical form would be {}",
-                json::too_large_message(out.len(), MAX_DOCUMENT_BYTES)
+                "the canonical form is {} bytes, more than the limit of {MAX_DOCUMENT_BYTES} bytes",
+                out.len()
             ),
         });
     }
