@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._errors import (
     BusyError,
     ConstraintError,
+    CoreOutOfMemory,
     CoreTimeout,
     CoreTrap,
     CoreUnavailable,
@@ -57,6 +58,7 @@ __all__ = [
     "AgentMessage",
     "BusyError",
     "ConstraintError",
+    "CoreOutOfMemory",
     "CoreTimeout",
     "CoreTrap",
     "CoreUnavailable",

@@ -22,6 +22,11 @@ class CoreTrap(FastCrewAIError):
     fresh one. Data on disk is left as the last committed transaction."""
 
 
+class CoreOutOfMemory(CoreTrap):
+    """The core needed more linear memory than ``FAST_CREWAI_MEMORY_LIMIT_MB``
+    (at most 4096, wasm32's ceiling) allows; the message says where."""
+
+
 class CoreTimeout(CoreTrap):
     """A call ran past its deadline (``FAST_CREWAI_CALL_TIMEOUT`` seconds)
     and was interrupted."""

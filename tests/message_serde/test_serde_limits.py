@@ -4,7 +4,6 @@ object) hold on both backends alike, fast, with their own error kinds."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -32,16 +31,20 @@ def nested(levels: int) -> str:
     """Metadata that makes ``levels`` nested arrays and objects in all,
     counting the message and its metadata."""
     arrays = levels - 2
-    return "{\"x\":" + "[" * arrays + "]" * arrays + "}"
+    return '{"x":' + "[" * arrays + "]" * arrays + "}"
+
+
+# Timings are CPU seconds of this process (the core runs in it), so that
+# other processes on a busy machine do not count.
 
 
 def test_a_200k_key_object_is_refused_in_well_under_a_second(backend: str) -> None:
     # 200k keys took 88 s in the core when each key was compared with every earlier one.
     text = document(wide_object(200_000))
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(SerdeError) as info:
         AgentMessage.from_json(text)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert info.value.kind == "too-large"
     assert f"more than {MAX_MEMBERS} members" in info.value.message
     assert elapsed < 0.5, elapsed
@@ -49,9 +52,9 @@ def test_a_200k_key_object_is_refused_in_well_under_a_second(backend: str) -> No
 
 def test_the_largest_object_parses_in_well_under_a_second(backend: str) -> None:
     text = document(wide_object(MAX_MEMBERS))
-    started = time.perf_counter()
+    started = time.process_time()
     decoded = AgentMessage.from_json(text)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert len(decoded.metadata) == MAX_MEMBERS
     assert elapsed < 0.5, elapsed
     one_more = document(wide_object(MAX_MEMBERS + 1))
@@ -62,10 +65,10 @@ def test_the_largest_object_parses_in_well_under_a_second(backend: str) -> None:
 
 def test_duplicate_keys_in_a_large_object_are_found_fast(backend: str) -> None:
     text = document(wide_object(MAX_MEMBERS - 1)[:-1] + ',"key-7":0}')
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(SerdeError, match='duplicate key "key-7"') as info:
         AgentMessage.from_json(text)
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     assert info.value.kind == "invalid-json"
 
 
@@ -86,7 +89,8 @@ def test_depth_limit_edges(backend: str) -> None:
     # The bracket that opens the 257th level: the message and metadata are two.
     assert info.value.position == text.index("[") + MAX_DEPTH - 2
     # A scalar inside the deepest array adds no level.
-    assert depth(AgentMessage.from_json(document(nested(MAX_DEPTH).replace("[]", "[1]"))).metadata["x"]) == MAX_DEPTH - 2
+    with_scalar = document(nested(MAX_DEPTH).replace("[]", "[1]"))
+    assert depth(AgentMessage.from_json(with_scalar).metadata["x"]) == MAX_DEPTH - 2
 
 
 def test_far_too_deep_is_refused_without_recursing(backend: str) -> None:
@@ -104,7 +108,9 @@ def test_far_too_deep_is_refused_without_recursing(backend: str) -> None:
     for _ in range(300):
         shallow = [shallow]
     with pytest.raises(SerdeError) as batch_info:
-        AgentMessage.encode_many([AgentMessage("1", "a", "b", "c", 1.0, {}), AgentMessage("2", "a", "b", "c", 1.0, {"s": shallow})])
+        AgentMessage.encode_many(
+            [AgentMessage("1", "a", "b", "c", 1.0, {}), AgentMessage("2", "a", "b", "c", 1.0, {"s": shallow})]
+        )
     assert (batch_info.value.kind, batch_info.value.field) == ("too-deep", "[1].metadata")
 
 
@@ -174,7 +180,7 @@ def _outcome(backend: object, text: str) -> tuple[str, str | None, str | None, i
 
 
 _FRAGMENTS = st.sampled_from(
-    ["[", "]", "{", "}", '{"k":', '"a":1', ",", "1", "1e400", '"\\ud800"', "x", " ", '"s"', ':', '{"a":1,"a":2}']
+    ["[", "]", "{", "}", '{"k":', '"a":1', ",", "1", "1e400", '"\\ud800"', "x", " ", '"s"', ":", '{"a":1,"a":2}']
 )
 
 

@@ -17,6 +17,7 @@ from .._errors import (
     NotFoundError,
     ReadOnlyError,
     SQLiteError,
+    TooLargeError,
 )
 from ..runtime import backend as _backend
 from ..runtime.filelock import ChangeCounter
@@ -24,12 +25,14 @@ from ._contract import INTERFACE, ExecuteResult, Mode, Params, _surrogate_error,
 
 
 class WasmConnection:
-    """A connection resource of the core's ``sqlite-store``."""
+    """A connection resource of the core's ``sqlite-store``, alone in an
+    instance of its own: a trap elsewhere (another connection's timeout, a
+    memory store's) never rolls its transaction back."""
 
     def __init__(self, grant: Path, path: Path, mode: Mode) -> None:
         from ..runtime._wasm import Resource, guest_path
 
-        self._instance = _backend.runtime().granted(grant)
+        self._instance = _backend.runtime().private(grant)
         assert self._instance.grant is not None
         self._guest = guest_path(self._instance.grant, path)
         self._mode = mode
@@ -93,7 +96,10 @@ class WasmConnection:
         return bool(self._resource.call("in-transaction"))
 
     def close(self) -> None:
-        self._resource.close()
+        # The instance is this connection's alone and nothing uses it any
+        # more: dropping it closes its files, with no lock and no call into
+        # the core (this also runs from the wrapper's finalizer).
+        self._instance.discard()
         self._counter.close()
 
 
@@ -104,4 +110,5 @@ _CORE_ERRORS: dict[str, type[SQLiteError]] = {
     "corrupt": CorruptError,
     "not-found": NotFoundError,
     "misuse": MisuseError,
+    "too-large": TooLargeError,
 }
