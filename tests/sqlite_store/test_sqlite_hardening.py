@@ -12,9 +12,12 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fast_crewai
 from fast_crewai import CoreTimeout, MisuseError, PathNotAllowedError, TooLargeError
@@ -22,10 +25,13 @@ from fast_crewai.message_serde._contract import MAX_DOCUMENT_BYTES
 from fast_crewai.sqlite_store._contract import (
     MAX_VALUE_BYTES,
     REFUSED,
+    from_wire,
     parameters_too_large,
     result_too_large,
     value_too_large,
 )
+from fast_crewai.sqlite_store._core import WasmConnection
+from fast_crewai.sqlite_store._reference_sizes import document_size
 from fast_crewai.sqlite_store._wrapper import AcceleratedSQLiteWrapper
 
 SRC = str(Path(fast_crewai.__file__).resolve().parent.parent)
@@ -235,3 +241,34 @@ def test_read_only_media_are_read_with_writes_refused(tmp_path: Path) -> None:
         expected[f"{name} stdlib rows"] = [[1], [2]]
     assert report == expected
     assert sorted(p.name for p in source.iterdir()) == ["bare.db", "locked.db", "locked.db.lock"]
+
+
+# --------------------------------------------------------------------------- the reference's sizes
+
+
+sql_values = (
+    st.none()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(max_size=40)
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(st.lists(sql_values, min_size=3, max_size=3), max_size=6), st.text(min_size=1, max_size=6))
+def test_the_reference_computes_the_cores_document_size_exactly(rows: list[list[object]], column: str) -> None:
+    """The reference refuses a result by the size the core's JSON would have:
+    that size, computed from the values, is the core's document's length."""
+    directory = Path(tempfile.mkdtemp())
+    try:
+        conn = WasmConnection(directory, directory / "sizes.db", "create")
+        quoted = '"' + column.replace('"', '""').replace("\0", "") + '"'
+        conn.control(f"CREATE TABLE t({quoted}, b, c)")
+        for row in rows:
+            conn.execute("INSERT INTO t VALUES (?, ?, ?)", row, False)
+        raw = conn._call("query", "SELECT * FROM t ORDER BY rowid", "[]")
+        assert document_size(from_wire(raw)) == len(raw.encode("utf-8"))
+        conn.close()
+    finally:
+        shutil.rmtree(directory)
