@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._errors import (
     BusyError,
+    ConfigurationError,
     ConstraintError,
     CoreOutOfMemory,
     CoreTimeout,
@@ -57,6 +58,7 @@ __all__ = [
     "AcceleratedTaskOutputsStorage",
     "AgentMessage",
     "BusyError",
+    "ConfigurationError",
     "ConstraintError",
     "CoreOutOfMemory",
     "CoreTimeout",

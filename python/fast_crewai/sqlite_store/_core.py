@@ -1,5 +1,5 @@
-"""``sqlite-store`` served by the core: one connection resource in the
-instance granted the database's directory.
+"""``sqlite-store`` served by the core: one connection resource in an
+instance of its own, granted the database's directory.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ class WasmConnection:
     def __init__(self, grant: Path, path: Path, mode: Mode) -> None:
         from ..runtime._wasm import Resource, guest_path
 
-        self._instance = _backend.runtime().private(grant)
+        try:
+            self._instance = _backend.runtime().private(grant)
+        except FileNotFoundError:
+            raise NotFoundError(f"unable to open database file: the directory {grant} does not exist") from None
+        self._closed = False
         assert self._instance.grant is not None
         self._guest = guest_path(self._instance.grant, path)
         self._mode = mode
@@ -96,11 +100,15 @@ class WasmConnection:
         return bool(self._resource.call("in-transaction"))
 
     def close(self) -> None:
-        # The instance is this connection's alone and nothing uses it any
-        # more: dropping it closes its files, with no lock and no call into
-        # the core (this also runs from the wrapper's finalizer).
-        self._instance.discard()
-        self._counter.close()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._counter.close()
+        finally:
+            # The instance is this connection's alone: closing it frees the
+            # connection with it, in one step and without a call into the core.
+            self._instance.close()
 
 
 _CORE_ERRORS: dict[str, type[SQLiteError]] = {
