@@ -10,6 +10,7 @@ from ._errors import (
     BusyError,
     ConfigurationError,
     ConstraintError,
+    CoreOutOfMemory,
     CoreTimeout,
     CoreTrap,
     CoreUnavailable,
@@ -26,6 +27,7 @@ from ._errors import (
     SQLiteError,
     StorageFailure,
     StoreCapacityError,
+    TooLargeError,
 )
 from .message_serde import AgentMessage
 from .runtime.backend import core_info
@@ -58,6 +60,7 @@ __all__ = [
     "BusyError",
     "ConfigurationError",
     "ConstraintError",
+    "CoreOutOfMemory",
     "CoreTimeout",
     "CoreTrap",
     "CoreUnavailable",
@@ -74,6 +77,7 @@ __all__ = [
     "SerdeError",
     "StorageFailure",
     "StoreCapacityError",
+    "TooLargeError",
     "__version__",
     "core_info",
     "disable_acceleration",
