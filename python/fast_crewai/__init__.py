@@ -10,6 +10,7 @@ from ._errors import (
     BusyError,
     ConfigurationError,
     ConstraintError,
+    CoreOutOfMemory,
     CoreTimeout,
     CoreTrap,
     CoreUnavailable,
@@ -28,6 +29,7 @@ from ._errors import (
     SQLiteError,
     StorageFailure,
     StoreCapacityError,
+    TooLargeError,
 )
 from .message_serde import AgentMessage
 from .runtime.backend import core_info
@@ -60,6 +62,7 @@ __all__ = [
     "BusyError",
     "ConfigurationError",
     "ConstraintError",
+    "CoreOutOfMemory",
     "CoreTimeout",
     "CoreTrap",
     "CoreUnavailable",
@@ -78,6 +81,7 @@ __all__ = [
     "SerdeError",
     "StorageFailure",
     "StoreCapacityError",
+    "TooLargeError",
     "__version__",
     "core_info",
     "disable_acceleration",

@@ -59,7 +59,9 @@ def test_async_tasks_sharing_an_agent_complete_concurrently_with_sequential_outp
 
 
 def test_hierarchical_delegation_of_parallel_tasks_to_one_coworker(tasks_on: None) -> None:
-    worker_llm, manager_llm = GaugedLLM(latency=0.2), ManagerLLM(latency=0.05)
+    # Latencies well above a loaded machine's scheduling delays, so the
+    # delegations overlap (stock's crash is timing-dependent).
+    worker_llm, manager_llm = GaugedLLM(latency=0.5), ManagerLLM(latency=0.05)
     crew = research.research_crew(worker_llm, companies=THREE, hierarchical_manager=manager_llm)
     result = raws(crew.kickoff())
     # Every research task was delegated to the researcher, concurrently.
@@ -68,7 +70,7 @@ def test_hierarchical_delegation_of_parallel_tasks_to_one_coworker(tasks_on: Non
         assert all(fact in output for fact in research.company_facts(company)), output
 
     patches.disable_acceleration()
-    stock_crew = research.research_crew(GaugedLLM(latency=0.2), companies=THREE, hierarchical_manager=ManagerLLM())
+    stock_crew = research.research_crew(GaugedLLM(latency=1.0), companies=THREE, hierarchical_manager=ManagerLLM())
     with pytest.raises(RuntimeError, match="Executor is already running"):
         stock_crew.kickoff()
 
