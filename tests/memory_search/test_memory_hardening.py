@@ -158,8 +158,12 @@ def test_a_record_too_large_to_read_back_is_refused_at_save(store: AcceleratedMe
         with pytest.raises(RecordTooLargeError, match=r"records\[1\]"):
             store.save([rec("y", [1.0, 2.0]), rec("x", [1.0, 2.0], content=bigger)])
         assert store.count() == 1
-    # What the issue saw: a 140 MB record saved, then unreadable. Now refused.
+    # What the issue saw: a 140 MB record saved, then unreadable. Now refused:
+    # at 100 MB as a record too large, at 140 MB already as a batch larger
+    # than any JSON document the index reads (127 MiB).
     with pytest.raises(RecordTooLargeError):
+        store.save([rec("huge", [1.0, 2.0], content="z" * 100_000_000)])
+    with pytest.raises(InvalidRecordError, match="more than the limit"):
         store.save([rec("huge", [1.0, 2.0], content="z" * 140_000_000)])
     assert store.count() == 1
 
