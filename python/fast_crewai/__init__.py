@@ -30,6 +30,7 @@ from ._errors import (
     StorageFailure,
     StoreCapacityError,
     TooLargeError,
+    UnsupportedPlatformError,
 )
 from .message_serde import AgentMessage
 from .runtime.backend import core_info
@@ -82,6 +83,7 @@ __all__ = [
     "StorageFailure",
     "StoreCapacityError",
     "TooLargeError",
+    "UnsupportedPlatformError",
     "__version__",
     "core_info",
     "disable_acceleration",

@@ -17,6 +17,12 @@ class ConfigurationError(FastCrewAIError, ValueError):
     message names the variable, the value and what is accepted."""
 
 
+class UnsupportedPlatformError(FastCrewAIError):
+    """This platform lacks what a store needs to be safe, such as
+    ``fcntl.flock`` for the lock that keeps processes apart; nothing was
+    opened."""
+
+
 class CoreTrap(FastCrewAIError):
     """The core trapped. Its instance was discarded; the next call gets a
     fresh one. Data on disk is left as the last committed transaction."""

@@ -26,9 +26,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._errors import UnsupportedPlatformError
+
 try:
     import fcntl
-except ImportError:  # pragma: no cover - Windows: threads are still serialised
+except ImportError:  # Windows: refused in FileLock, never silently unlocked
     fcntl = None  # type: ignore[assignment]
 
 
@@ -56,6 +58,11 @@ class FileLock:
     """
 
     def __init__(self, database: Path, timeout: float = 5.0, *, read_only: bool = False) -> None:
+        if fcntl is None:
+            raise UnsupportedPlatformError(
+                "fast-crewai's stores need fcntl.flock to keep processes from corrupting a database file, "
+                "and this platform has none: use CrewAI's own stores (FAST_CREWAI_MEMORY=0, FAST_CREWAI_DATABASE=0)"
+            )
         self.path = Path(str(database) + ".lock")
         self.timeout = timeout
         self.read_only = read_only
@@ -94,8 +101,6 @@ class FileLock:
         )
 
     def _flock(self, exclusive: bool) -> None:
-        if fcntl is None:
-            return
         fd = self._open()
         if fd is None:
             return
@@ -130,12 +135,12 @@ class FileLock:
             finally:
                 self._depth -= 1
                 if outermost:
-                    if fcntl is not None and self._fd is not None:
+                    if self._fd is not None:
                         fcntl.flock(self._fd, fcntl.LOCK_UN)
                     self._exclusive = False
                 elif upgrade:
                     # Back to the shared lock the outer block asked for.
-                    if fcntl is not None and self._fd is not None:
+                    if self._fd is not None:
                         fcntl.flock(self._fd, fcntl.LOCK_SH)
                     self._exclusive = previous
 
