@@ -15,6 +15,7 @@ from ._errors import (
     CorruptError,
     FastCrewAIError,
     InvalidRecordError,
+    InvalidSchemaError,
     MemoryStoreError,
     MisuseError,
     NotFoundError,
@@ -25,10 +26,13 @@ from ._errors import (
     SQLiteError,
     StorageFailure,
     StoreCapacityError,
+    ToolGuardError,
+    UnreadableJSONError,
 )
 from .message_serde import AgentMessage
 from .runtime.backend import core_info
 from .runtime.patches import disable_acceleration, enable_acceleration, status
+from .tool_guard import GuardResult, canonical_json, repair_json
 
 __version__ = "0.1.0"
 
@@ -61,7 +65,9 @@ __all__ = [
     "CoreUnavailable",
     "CorruptError",
     "FastCrewAIError",
+    "GuardResult",
     "InvalidRecordError",
+    "InvalidSchemaError",
     "MemoryStoreError",
     "MisuseError",
     "NotFoundError",
@@ -72,9 +78,13 @@ __all__ = [
     "SerdeError",
     "StorageFailure",
     "StoreCapacityError",
+    "ToolGuardError",
+    "UnreadableJSONError",
     "__version__",
+    "canonical_json",
     "core_info",
     "disable_acceleration",
     "enable_acceleration",
+    "repair_json",
     "status",
 ]

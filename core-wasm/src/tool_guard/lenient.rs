@@ -545,15 +545,22 @@ impl<'a> Lenient<'a> {
     }
 
     /// An object member's value that does not start with a bracket or a
-    /// quote: the run of text up to `,`, `}`, `]` or a line break. A run
+    /// quote: the run of text up to `,`, `}`, `]`, a line break or a comment
+    /// after a space (so `http://x` stays whole). A run
     /// that is exactly one number or literal word is that; any other run is
     /// the string it spells.
     fn member_run(&mut self) -> Result<Option<Value>, Fail> {
         let start = self.pos;
-        let end = self.bytes[start..]
-            .iter()
-            .position(|b| matches!(b, b',' | b'}' | b']' | b'\n' | b'\r'))
-            .map_or(self.bytes.len(), |k| start + k);
+        let mut end = start;
+        while let Some(b) = self.at(end) {
+            let comment = b == b'/'
+                && matches!(self.at(end + 1), Some(b'/' | b'*'))
+                && matches!(end.checked_sub(1).and_then(|i| self.at(i)), Some(b' ' | b'\t'));
+            if matches!(b, b',' | b'}' | b']' | b'\n' | b'\r') || comment {
+                break;
+            }
+            end += 1;
+        }
         let trimmed_end = start + self.text[start..end].trim_end_matches([' ', '\t']).len();
         if trimmed_end == start {
             return self.fail("expecting a value", start);

@@ -401,3 +401,10 @@ fn fenced_or_wrapped_valid_json_reads_to_the_same_value() {
         }
     }
 }
+
+#[test]
+fn a_comment_after_an_unquoted_value_ends_it() {
+    assert_eq!(ok("{\"a\": 1 // one\n}"), (r#"{"a":1}"#.into(), vec!["comment"]));
+    assert_eq!(value("{a: some text /* why */}"), r#"{"a":"some text"}"#);
+    assert_eq!(value("{a: http://x.org//b}"), r#"{"a":"http://x.org//b"}"#);
+}
