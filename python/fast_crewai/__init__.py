@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._errors import (
     BusyError,
+    ConfigurationError,
     ConstraintError,
     CoreTimeout,
     CoreTrap,
@@ -59,6 +60,7 @@ __all__ = [
     "AcceleratedTaskOutputsStorage",
     "AgentMessage",
     "BusyError",
+    "ConfigurationError",
     "ConstraintError",
     "CoreTimeout",
     "CoreTrap",

@@ -53,15 +53,20 @@ class WasmMemoryIndex(_Guarded):
         grant = path.parent.resolve()
         if not grant.is_dir():
             raise StorageFailure(f"unable to open {path}: the directory {path.parent} does not exist")
-        self._instance = _backend.runtime().granted(grant)
+        self._closed = False
+        self._instance = _backend.runtime().lease(grant)
         self._guest = guest_path(grant, grant / path.name)
         self._store = Resource(self._instance, INTERFACE, "store", self._open)
         self._counter = ChangeCounter(path)
         # The change counter as this store last left the file: when it moved,
         # another process committed and the index must be refreshed.
         self._seen = b""
-        # Open now, so that a bad file fails here.
-        self._call(True, "dimension")
+        try:
+            # Open now, so that a bad file fails here.
+            self._call(True, "dimension")
+        except BaseException:
+            self.close()
+            raise
 
     def _open(self, instance: Instance) -> Any:
         return _checked(instance.call(INTERFACE, "[static]store.open", self._guest))
@@ -129,6 +134,12 @@ class WasmMemoryIndex(_Guarded):
         return bool(self._call(True, "refresh"))
 
     def close(self) -> None:
-        self._store.close()
-        self._counter.close()
-        self._file_lock.close()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._store.close()
+        finally:
+            self._counter.close()
+            self._file_lock.close()
+            self._instance.runtime.release(self._instance)

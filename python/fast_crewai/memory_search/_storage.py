@@ -45,6 +45,7 @@ from crewai.memory.types import MemoryRecord, ScopeInfo
 
 from .._errors import DimensionMismatchError, InvalidRecordError, MemoryStoreError
 from ..runtime import backend as _backend
+from ..runtime import reaper
 from ._contract import U32_MAX, MemoryIndex
 from ._open import open_index, release_index
 
@@ -262,8 +263,11 @@ class AcceleratedMemoryStorage:
                 self.path,
             )
         self.backend = backend or _backend.active()
+        reaper.start()
         self._index = open_index(self.backend, self.database)
-        self._release = weakref.finalize(self, release_index, self.backend, self.database)
+        # The collector may find this store while its thread holds the
+        # index's lock or is inside the core: only queue the release.
+        self._release = weakref.finalize(self, reaper.defer, release_index, self.backend, self.database)
 
     # -------------------------------------------------------------- plumbing
 
@@ -282,8 +286,9 @@ class AcceleratedMemoryStorage:
         return self._live().dimension()
 
     def close(self) -> None:
-        """Releases this storage's hold on the shared index (idempotent)."""
-        self._release()
+        """Releases this storage's hold on the shared index now (idempotent)."""
+        if self._release.detach() is not None:
+            release_index(self.backend, self.database)
 
     def __enter__(self) -> AcceleratedMemoryStorage:
         return self

@@ -129,9 +129,13 @@ class _Export:
 class Instance:
     """One instantiation of the core, optionally granted one directory."""
 
-    def __init__(self, runtime: Runtime, grant: Path | None) -> None:
+    def __init__(self, runtime: Runtime, grant: Path | None, key: Any = None) -> None:
         self.runtime = runtime
         self.grant = grant
+        self.key = key
+        # How many stores and connections hold this instance (see
+        # Runtime.lease); the last release closes it and its preopen.
+        self.leases = 0
         self.lock = threading.RLock()
         # Bumped whenever the instance is replaced; resources compare it to
         # know they must reopen.
@@ -167,10 +171,20 @@ class Instance:
 
     def discard(self) -> None:
         """Drops the instance; the next call instantiates a fresh one."""
+        store = self._store
         self._store = None
         self._instance = None
         self._exports = {}
         self.generation += 1
+        if store is not None:
+            # Now, not when the collector gets to it: the Store owns the
+            # preopened directory's file descriptor and the linear memory.
+            store.close()
+
+    def close(self) -> None:
+        """Frees the Store (memory and file descriptors) now."""
+        with self.lock:
+            self.discard()
 
     def call(self, interface: str, name: str, *args: Any) -> Any:
         """Calls ``interface#name``; a trap discards the instance and raises
@@ -263,7 +277,7 @@ class Runtime:
         self.linker = wc.Linker(self.engine)
         self.linker.add_wasip2()
         self._indices: dict[str, Any] = {}
-        self._instances: dict[Path, Instance] = {}
+        self._instances: dict[Any, Instance] = {}
         self._pool: list[Instance] = []
         self._lock = threading.Lock()
         self._ticker: threading.Thread | None = None
@@ -321,14 +335,36 @@ class Runtime:
                 self._ticker = threading.Thread(target=tick, name="fast-crewai-epoch", daemon=True)
                 self._ticker.start()
 
-    def granted(self, directory: Path) -> Instance:
-        """The instance whose only preopen is ``directory`` (resolved)."""
+    def lease(self, directory: Path) -> Instance:
+        """The instance whose only preopen is ``directory`` (resolved),
+        shared by every store and connection in that directory; pair each
+        lease with :meth:`release`. A directory removed and made again at
+        the same path is another directory (keyed by device and inode), so
+        it never gets an instance whose preopen points at the old one.
+        Raises ``FileNotFoundError`` when the directory does not exist."""
         directory = directory.resolve()
+        stat = directory.stat()
+        key = (directory, stat.st_dev, stat.st_ino)
         with self._lock:
-            instance = self._instances.get(directory)
+            instance = self._instances.get(key)
             if instance is None:
-                instance = self._instances[directory] = Instance(self, directory)
+                instance = self._instances[key] = Instance(self, directory, key)
+            instance.leases += 1
             return instance
+
+    def release(self, instance: Instance) -> None:
+        """Gives back a lease; the last one closes the instance."""
+        with self._lock:
+            instance.leases -= 1
+            if instance.leases > 0 or self._instances.get(instance.key) is not instance:
+                return
+            del self._instances[instance.key]
+        instance.close()
+
+    def leased(self) -> int:
+        """How many directory instances are open (for tests and status)."""
+        with self._lock:
+            return len(self._instances)
 
     def stateless(self) -> Instance:
         """An instance with no directory, for pure computations; instances

@@ -214,7 +214,30 @@ def format_status(report: dict[str, Any]) -> str:
         active = ", ".join(comp["active"]) or ("-" if comp["available"] else "(no patches in this version)")
         missing = "".join(f"  [missing: {p}]" for p in comp["missing"])
         lines.append(f"{name:<14}{'on' if comp['enabled'] else 'off':<8}{comp['backend']:<9}{active}{missing}")
+    lines.extend(_reasons(report))
     return "\n".join(lines)
+
+
+def _reasons(report: dict[str, Any]) -> list[str]:
+    """Why each patch that is not applied is not."""
+    reasons: list[str] = []
+    for name, comp in report["components"].items():
+        idle = [p for p in comp["available"] if p not in comp["active"] and p not in comp["missing"]]
+        if not idle:
+            continue
+        if report["version_problem"]:
+            why = report["version_problem"]
+        elif not comp["enabled"]:
+            switch = (
+                "FAST_CREWAI_ACCELERATION" if not _flag("FAST_CREWAI_ACCELERATION") else f"FAST_CREWAI_{name.upper()}"
+            )
+            why = f"switched off by {switch}"
+        else:
+            why = "not enabled (call enable_acceleration())"
+        reasons.extend(f"not applied: {patch}: {why}" for patch in idle)
+    for comp in report["components"].values():
+        reasons.extend(f"not applied: {patch}: {why}" for patch, why in comp["missing"].items())
+    return reasons
 
 
 def rebind(module_name: str, attribute: str, replacement: Any) -> Callable[[], None]:

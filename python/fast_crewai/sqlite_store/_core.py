@@ -29,7 +29,11 @@ class WasmConnection:
     def __init__(self, grant: Path, path: Path, mode: Mode) -> None:
         from ..runtime._wasm import Resource, guest_path
 
-        self._instance = _backend.runtime().granted(grant)
+        try:
+            self._instance = _backend.runtime().lease(grant)
+        except FileNotFoundError:
+            raise NotFoundError(f"unable to open database file: the directory {grant} does not exist") from None
+        self._closed = False
         assert self._instance.grant is not None
         self._guest = guest_path(self._instance.grant, path)
         self._mode = mode
@@ -93,8 +97,14 @@ class WasmConnection:
         return bool(self._resource.call("in-transaction"))
 
     def close(self) -> None:
-        self._resource.close()
-        self._counter.close()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._resource.close()
+        finally:
+            self._counter.close()
+            self._instance.runtime.release(self._instance)
 
 
 _CORE_ERRORS: dict[str, type[SQLiteError]] = {

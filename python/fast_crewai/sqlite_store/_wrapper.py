@@ -88,6 +88,7 @@ from .._errors import (
     SQLiteError,
 )
 from ..runtime import backend as _backend
+from ..runtime import reaper
 from ..runtime.filelock import FileLock, LockTimeout
 from ._contract import MODES, ExecuteResult, Mode, Params, _Connection, normalize_params, resolve_database_path
 from ._core import WasmConnection
@@ -115,6 +116,7 @@ class AcceleratedSQLiteWrapper:
             raise MisuseError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         grant, self.path = resolve_database_path(db_path)
         self.backend = backend or _backend.active()
+        reaper.start()
         self.mode = mode
         self._lock = FileLock(self.path, timeout)
         self._journal = Path(f"{self.path}-journal")
@@ -129,7 +131,9 @@ class AcceleratedSQLiteWrapper:
             self._conn = PythonConnection(self.path, mode, timeout)
         else:
             raise MisuseError(f"backend must be 'wasm' or 'python', not {self.backend!r}")
-        self._finalizer = weakref.finalize(self, _close_quietly, self._conn, self._lock)
+        # The collector may find this wrapper while its thread is inside the
+        # core on the same instance: only queue the close.
+        self._finalizer = weakref.finalize(self, reaper.defer, _close_quietly, self._conn, self._lock)
         try:
             # Open now, so that a bad path or file fails here.
             with self._locked(write=False) as conn:
@@ -279,7 +283,8 @@ class AcceleratedSQLiteWrapper:
         with self._mutex:
             if self._depth:
                 raise MisuseError("close() inside transaction(): leave the block first")
-            self._finalizer()
+            if self._finalizer.detach() is not None and self._conn is not None:
+                _close_quietly(self._conn, self._lock)
             self._conn = None
 
     def __enter__(self) -> AcceleratedSQLiteWrapper:
