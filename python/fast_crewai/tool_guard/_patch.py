@@ -62,7 +62,9 @@ def _module(name: str) -> Any:
         raise PatchTargetMissing(f"module {name} cannot be imported ({exc})") from exc
 
 
-def _replace_method(owner: type, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callable[[], None]:
+def _replace_method(
+    owner: type, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> Callable[[], None]:
     """Replaces ``owner.name`` by ``make(original)``; returns the undo."""
     original = owner.__dict__.get(name)
     if original is None:
@@ -206,11 +208,7 @@ def _apply_native_args() -> Callable[[], None]:
             except json.JSONDecodeError:
                 # A malformed argument string would cost another LLM turn.
                 guarded = _guarded(func_args)
-                if (
-                    guarded is not None
-                    and isinstance(guarded.value, dict)
-                    and _UNAMBIGUOUS.issuperset(guarded.repairs)
-                ):
+                if guarded is not None and isinstance(guarded.value, dict) and _UNAMBIGUOUS.issuperset(guarded.repairs):
                     return guarded.value, None
         result: tuple[dict[str, Any], None] | tuple[None, dict[str, Any]] = original(
             func_args, func_name, call_id, original_tool

@@ -10,6 +10,7 @@ and :func:`uninstall_all` restores them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from typing import Any
@@ -40,14 +41,13 @@ def _cached_model_json_schema(cls: type, *args: Any, **kwargs: Any) -> dict[str,
         return cached
     schema: dict[str, Any] = generic(cls, *args, **kwargs)
     if key is not None and complete and len(_texts) < _MAX_ENTRIES:
-        try:
+        # A schema with a value JSON cannot hold is simply not cached.
+        with contextlib.suppress(TypeError, ValueError):
             _texts[key] = json.dumps(schema)
-        except (TypeError, ValueError):
-            pass
     return schema
 
 
-_METHOD = classmethod(_cached_model_json_schema)
+_METHOD: Any = classmethod(_cached_model_json_schema)
 
 
 def install(cls: Any) -> None:
@@ -65,7 +65,7 @@ def install(cls: Any) -> None:
         return
     with _lock:
         if cls not in _installed and "model_json_schema" not in cls.__dict__:
-            cls.model_json_schema = _METHOD  # type: ignore[method-assign,assignment]
+            cls.model_json_schema = _METHOD  # type: ignore[method-assign]
             _installed.add(cls)
 
 
