@@ -267,7 +267,7 @@ def test_an_empty_setting_means_the_default(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_failed_call_returns_a_typed_error() -> None:
-    result = _backend.runtime().stateless().call("fast-crewai:core/tool-guard@0.1.0", "repair", "no json here", None)
+    result = _backend.runtime().stateless().call("fast-crewai:core/tool-guard@0.1.0", "repair", "no json here")
     err = error_of(result)
     assert err is not None and err.tag == "unreadable"
     assert err.payload.message == "no JSON object or array found"

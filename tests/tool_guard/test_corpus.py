@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from fast_crewai.bench.tool_corpus import oracle_agent, output_models
+
 CORPUS = Path(__file__).resolve().parent / "corpus"
 MISSING = object()
 Outcome = tuple[str, Any]  # ("ok", value) or ("error", None)
@@ -156,67 +158,10 @@ def tool_argument_rows() -> Iterator[dict[str, Any]]:
 # --------------------------------------------------------------------------- structured outputs
 
 
-def _oracle_agent(intended: dict[str, Any]) -> Any:
-    """An agent whose LLM answers a conversion request with the intended
-    value, counting the calls."""
-    from crewai import BaseLLM
-    from crewai.utilities.converter import Converter
-
-    class OracleLLM(BaseLLM):
-        calls: int = 0
-
-        def call(self, messages: Any, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
-            self.calls += 1
-            return json.dumps(intended)
-
-        def supports_function_calling(self) -> bool:
-            return False
-
-    class Agent:
-        verbose = False
-        function_calling_llm = None
-
-        def __init__(self) -> None:
-            self.llm = OracleLLM(model="oracle")
-
-        def get_output_converter(self, llm: Any, text: str, model: Any, instructions: str) -> Converter:
-            return Converter(llm=llm, text=text, model=model, instructions=instructions)
-
-    return Agent()
-
-
-def _models() -> dict[str, Any]:
-    from pydantic import BaseModel
-
-    class Report(BaseModel):
-        title: str
-        score: float
-        tags: list[str]
-
-    class Person(BaseModel):
-        name: str
-        age: int
-        email: str | None
-
-    class Step(BaseModel):
-        name: str
-        done: bool
-
-    class Plan(BaseModel):
-        goal: str
-        steps: list[Step]
-
-    class Summary(BaseModel):
-        text: str
-        words: int
-
-    return {"Report": Report, "Person": Person, "Plan": Plan, "Summary": Summary}
-
-
 def convert(case: dict[str, Any], models: dict[str, Any]) -> tuple[Outcome, int]:
     from crewai.utilities.converter import convert_to_model
 
-    agent = _oracle_agent(case["intended"])
+    agent = oracle_agent(case["intended"])
     try:
         result = convert_to_model(case["text"], models[case["model"]], None, agent=agent)
     except Exception:
@@ -227,7 +172,7 @@ def convert(case: dict[str, Any], models: dict[str, Any]) -> tuple[Outcome, int]
 
 
 def output_rows() -> Iterator[dict[str, Any]]:
-    cases, models = load("structured_outputs.jsonl"), _models()
+    cases, models = load("structured_outputs.jsonl"), output_models()
     results: dict[str, dict[str, tuple[Outcome, int]]] = {}
     for side, on in (("stock", False), ("ours", True)):
         _patched(on)

@@ -101,8 +101,12 @@ mod component {
     }
 
     impl Guest for crate::Core {
-        fn repair(text: String, schema: Option<String>) -> Result<String, Error> {
-            Ok(super::repair(&text, schema.as_deref())?)
+        fn repair(text: String) -> Result<String, Error> {
+            Ok(super::repair(&text, None)?)
+        }
+
+        fn repair_with_schema(text: String, schema: String) -> Result<String, Error> {
+            Ok(super::repair(&text, Some(&schema))?)
         }
 
         fn canonicalize(text: String) -> Result<String, Error> {

@@ -17,8 +17,9 @@ class WasmGuard:
     """The same contract, served by the core's ``tool-guard``: one crossing
     per call, the result as one JSON text."""
 
-    def _call(self, name: str, text: str, *schema: str | None) -> str:
-        from ..runtime._wasm import error_of, field
+    def _call(self, name: str, text: str, *schema: str) -> str:
+        # Imported here: importing the package must not import wasmtime.
+        from ..runtime._wasm import ErrorValue
 
         try:
             result = _backend.runtime().stateless().call(INTERFACE, name, text, *schema)
@@ -27,15 +28,16 @@ class WasmGuard:
             # is refused first, as the reference does; else it was the schema.
             check_text(text)
             raise InvalidSchemaError("the schema is not strict JSON") from None
-        err = error_of(result)
-        if err is not None:
-            problem = err.payload
-            raise _ERRORS[err.tag](field(problem, "message"), field(problem, "position"))
+        if isinstance(result, ErrorValue):
+            problem = result.payload
+            raise _ERRORS[result.tag](problem.message, problem.position)
         assert isinstance(result, str)
         return result
 
     def repair(self, text: str, schema: str | None) -> str:
-        return self._call("repair", text, schema)
+        if schema is None:
+            return self._call("repair", text)
+        return self._call("repair-with-schema", text, schema)
 
     def canonicalize(self, text: str) -> str:
         return self._call("canonicalize", text)

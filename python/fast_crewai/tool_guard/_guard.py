@@ -97,6 +97,11 @@ def repair_json(text: str, schema: Mapping[str, Any] | bool | str | None = None)
         except RecursionError:
             raise InvalidSchemaError("the schema recurses deeper than Python's stack allows") from None
         return GuardResult(value, (), tuple(FieldError(p, m) for p, m in errors))
+    return read_unparsed(text, schema_text)
+
+
+def read_unparsed(text: str, schema_text: str | None = None) -> GuardResult:
+    """:func:`repair_json` for a text ``json.loads`` already refused."""
     extra: tuple[str, ...] = ()
     if _SURROGATE.search(text) is not None:
         text = _SURROGATE.sub("\ufffd", text)

@@ -19,13 +19,14 @@ import ast
 import functools
 import importlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from .._errors import ToolGuardError
 from ..runtime.patches import Patch, PatchTargetMissing, rebind, register
 from . import _schema_cache
-from ._guard import GuardResult, canonical_json, repair_json
+from ._guard import GuardResult, canonical_json, read_unparsed
 
 # Repairs after which CrewAI's own readers (literal_eval, json5) may know the
 # text better: an unquoted run can be a Python or JSON5 token the guard keeps
@@ -80,19 +81,30 @@ def _replace_method(
 
 
 def _guarded(text: str) -> GuardResult | None:
+    """The guard's reading of a text ``json.loads`` refused, or None."""
     try:
-        return repair_json(text)
+        return read_unparsed(text)
     except ToolGuardError:
         return None
 
 
-def _looks_pythonic(text: str) -> bool:
-    return "'" in text or "None" in text or "True" in text or "False" in text
+# A key without quotes right after "{" or ",": literal_eval would fail on it.
+_UNQUOTED_KEY = re.compile(r"[{,]\s*[A-Za-z_$][\w$-]*\s*:")
 
 
-def _stock_dict(text: str, pythonic_tried: bool) -> dict[str, Any] | None:
+def _literal_eval_first(text: str) -> bool:
+    """Whether Python's literal_eval probably reads ``text``: it then runs
+    before the guard, giving stock's exact values (None, tuples) at stock's
+    speed. Otherwise its failure would only add to the guard's time."""
+    if "'" in text or "None" in text or "True" in text or "False" in text:
+        return True
+    stripped = text.strip()
+    return stripped.startswith("{") and stripped.endswith("}") and _UNQUOTED_KEY.search(stripped) is None
+
+
+def _stock_dict(text: str, tried_literal: bool) -> dict[str, Any] | None:
     """What CrewAI's ``literal_eval`` then ``json5`` steps read, if a dict."""
-    readers: list[Callable[[str], Any]] = [] if pythonic_tried else [ast.literal_eval]
+    readers: list[Callable[[str], Any]] = [] if tried_literal else [ast.literal_eval]
     try:
         import json5
 
@@ -114,8 +126,8 @@ def _stock_dict(text: str, pythonic_tried: bool) -> dict[str, Any] | None:
 
 def read_tool_arguments(text: str) -> dict[str, Any] | None:
     """The argument dict in ``text`` the way the patched cascade reads it:
-    ``json.loads``; ``ast.literal_eval`` for Python-looking text (exact
-    Python values, ``None`` included); then the guard. None when none of
+    ``json.loads``; ``ast.literal_eval`` where it probably reads the text
+    (stock's exact Python values, ``None`` included); then the guard. None when none of
     them yields a dict (the caller then runs CrewAI's own cascade)."""
     try:
         value = json.loads(text)
@@ -123,8 +135,10 @@ def read_tool_arguments(text: str) -> dict[str, Any] | None:
             return value
     except (ValueError, TypeError):
         pass
-    pythonic = _looks_pythonic(text)
-    if pythonic:
+    if "{" not in text:
+        return None  # no reader makes a dict of it: stock's cascade and its error
+    tried_literal = _literal_eval_first(text)
+    if tried_literal:
         try:
             value = ast.literal_eval(text)
             if isinstance(value, dict):
@@ -135,7 +149,7 @@ def read_tool_arguments(text: str) -> dict[str, Any] | None:
     if guarded is None or not isinstance(guarded.value, dict):
         return None
     if _STOCK_MAY_KNOW_BETTER in guarded.repairs:
-        stock = _stock_dict(text, pythonic)
+        stock = _stock_dict(text, tried_literal)
         if stock is not None:
             return stock
     return guarded.value
@@ -178,14 +192,25 @@ def _apply_parser_repair() -> Callable[[], None]:
             return json.dumps(json.loads(tool_input))
         except (ValueError, TypeError):
             pass
-        # Unlike json_repair, the guard reads Python's None as null, not "None".
-        guarded = _guarded(tool_input.replace('"""', '"'))
+        if "{" not in tool_input:
+            repaired: str = original(tool_input)
+            return repaired
+        text = tool_input.replace('"""', '"')
+        # Unlike json_repair, Python and the guard read None as null, not "None".
+        if _literal_eval_first(text):
+            try:
+                value = ast.literal_eval(text)
+                if isinstance(value, dict):
+                    return json.dumps(value)
+            except Exception:  # not a literal, or a value JSON cannot hold (a set)
+                pass
+        guarded = _guarded(text)
         if guarded is not None and isinstance(guarded.value, dict) and _PARSER_DEFERS not in guarded.repairs:
-            text = json.dumps(guarded.value)
-            if text not in unrepairable:
-                return text
-        repaired: str = original(tool_input)
-        return repaired
+            dumped = json.dumps(guarded.value)
+            if dumped not in unrepairable:
+                return dumped
+        fallback: str = original(tool_input)
+        return fallback
 
     return rebind("crewai.agents.parser", "_safe_repair_json", _safe_repair_json)
 
@@ -207,7 +232,7 @@ def _apply_native_args() -> Callable[[], None]:
                 return json.loads(func_args), None
             except json.JSONDecodeError:
                 # A malformed argument string would cost another LLM turn.
-                guarded = _guarded(func_args)
+                guarded = _guarded(func_args) if "{" in func_args else None
                 if guarded is not None and isinstance(guarded.value, dict) and _UNAMBIGUOUS.issuperset(guarded.repairs):
                     return guarded.value, None
         result: tuple[dict[str, Any], None] | tuple[None, dict[str, Any]] = original(
@@ -361,9 +386,14 @@ def _repaired_model(result: str, model: Any, is_json_output: bool) -> Any:
 
     if not isinstance(result, str):
         return None
+    try:
+        json.loads(result, strict=False)  # as convert_to_model reads it
+    except ValueError:
+        pass
+    else:
+        return None  # JSON that failed validation: nothing to repair, CrewAI's to handle
     guarded = _guarded(result)
-    if guarded is None or not guarded.repairs or not isinstance(guarded.value, dict):
-        # Valid JSON that failed validation stays CrewAI's to handle.
+    if guarded is None or not isinstance(guarded.value, dict):
         return None
     try:
         exported = model.model_validate(guarded.value)
@@ -407,7 +437,8 @@ def _apply_partial_json() -> Callable[[], None]:
     return undo
 
 
-for _patch in (
+#: This module's patches, in the order they apply.
+PATCHES = (
     Patch(
         "tools.parser_repair",
         "tools",
@@ -462,5 +493,6 @@ for _patch in (
         _apply_partial_json,
         "converter.handle_partial_json: repaired and validated locally before the LLM conversion",
     ),
-):
+)
+for _patch in PATCHES:
     register(_patch)
