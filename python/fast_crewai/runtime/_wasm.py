@@ -278,7 +278,7 @@ class Runtime:
         self.linker.add_wasip2()
         self._indices: dict[str, Any] = {}
         self._instances: dict[Any, Instance] = {}
-        self._pool: list[Instance] = []
+        self._local = threading.local()
         self._lock = threading.Lock()
         self._ticker: threading.Thread | None = None
         # Instantiate once so that a broken artifact fails here, at load.
@@ -367,18 +367,15 @@ class Runtime:
             return len(self._instances)
 
     def stateless(self) -> Instance:
-        """An instance with no directory, for pure computations; instances
-        are pooled so that threads run in parallel."""
-        with self._lock:
-            for instance in self._pool:
-                if instance.lock.acquire(blocking=False):
-                    instance.lock.release()
-                    return instance
-            if len(self._pool) < (os.cpu_count() or 1):
-                instance = Instance(self, None)
-                self._pool.append(instance)
-                return instance
-            return self._pool[threading.get_ident() % len(self._pool)]
+        """The calling thread's own instance with no directory, for pure
+        computations (serde, tool guard). Never entered by two threads, so
+        threads run the core in parallel (the GIL is released while wasm
+        runs) instead of queueing on one instance's lock. An instance costs
+        ~0.3 ms to make and ~0.2 MB, and goes away with its thread."""
+        instance: Instance | None = getattr(self._local, "stateless", None)
+        if instance is None:
+            instance = self._local.stateless = Instance(self, None)
+        return instance
 
     def info(self) -> dict[str, Any]:
         return {
