@@ -17,10 +17,10 @@ from ._errors import (
     CorruptError,
     FastCrewAIError,
     InvalidRecordError,
+    InvalidSchemaError,
     MemoryStoreError,
     MisuseError,
     NotFoundError,
-    NotImplementedInCore,
     PathNotAllowedError,
     ReadOnlyError,
     RecordTooLargeError,
@@ -30,11 +30,14 @@ from ._errors import (
     StorageFailure,
     StoreCapacityError,
     TooLargeError,
+    ToolGuardError,
+    UnreadableJSONError,
     UnsupportedPlatformError,
 )
 from .message_serde import AgentMessage
 from .runtime.backend import core_info
 from .runtime.patches import disable_acceleration, enable_acceleration, status
+from .tool_guard import GuardResult, canonical_json, repair_json
 
 __version__ = "0.1.0"
 
@@ -69,11 +72,12 @@ __all__ = [
     "CoreUnavailable",
     "CorruptError",
     "FastCrewAIError",
+    "GuardResult",
     "InvalidRecordError",
+    "InvalidSchemaError",
     "MemoryStoreError",
     "MisuseError",
     "NotFoundError",
-    "NotImplementedInCore",
     "PathNotAllowedError",
     "ReadOnlyError",
     "RecordTooLargeError",
@@ -83,10 +87,14 @@ __all__ = [
     "StorageFailure",
     "StoreCapacityError",
     "TooLargeError",
+    "ToolGuardError",
+    "UnreadableJSONError",
     "UnsupportedPlatformError",
     "__version__",
+    "canonical_json",
     "core_info",
     "disable_acceleration",
     "enable_acceleration",
+    "repair_json",
     "status",
 ]

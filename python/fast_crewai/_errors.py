@@ -149,5 +149,24 @@ class MigrationError(MemoryStoreError):
     source is left as it was."""
 
 
-class NotImplementedInCore(FastCrewAIError, NotImplementedError):
-    """The core declares this call but this version does not implement it."""
+class ToolGuardError(FastCrewAIError, ValueError):
+    """The tool guard could not do what was asked; subclasses say why.
+
+    ``message`` says what is wrong and ``position`` is the offset in the
+    input, in code points, when one applies.
+    """
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        self.message = message
+        self.position = position
+        super().__init__(message if position is None else f"{message} (position {position})")
+
+
+class UnreadableJSONError(ToolGuardError):
+    """No JSON value could be read from the text, even with every repair."""
+
+
+class InvalidSchemaError(ToolGuardError):
+    """The JSON schema is not strict JSON or cannot be applied (a keyword of
+    the wrong type, an unknown type name, a ``$ref`` that does not resolve or
+    loops)."""

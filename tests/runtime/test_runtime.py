@@ -275,8 +275,8 @@ def test_an_empty_setting_means_the_default(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.call_timeout() == 2.5
 
 
-def test_declared_but_unimplemented_calls_return_a_typed_error() -> None:
-    result = _backend.runtime().stateless().call("fast-crewai:core/tool-guard@0.1.0", "normalize-arguments", '{"a": 1}')
+def test_a_failed_call_returns_a_typed_error() -> None:
+    result = _backend.runtime().stateless().call("fast-crewai:core/tool-guard@0.1.0", "repair", "no json here")
     err = error_of(result)
-    assert err is not None and err.tag == "not-implemented"
-    assert "not implemented" in err.payload
+    assert err is not None and err.tag == "unreadable"
+    assert err.payload.message == "no JSON object or array found"

@@ -117,7 +117,12 @@ def _version_problem() -> str | None:
 
 
 #: The modules whose import registers each component's patches.
-PATCH_MODULES = ("fast_crewai.memory_search._patch", "fast_crewai.sqlite_store._patch", "fast_crewai.tasks._patch")
+PATCH_MODULES = (
+    "fast_crewai.memory_search._patch",
+    "fast_crewai.sqlite_store._patch",
+    "fast_crewai.tasks._patch",
+    "fast_crewai.tool_guard._patch",
+)
 
 
 def _load_builtin_patches() -> None:
