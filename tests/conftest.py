@@ -14,7 +14,7 @@ os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 os.environ.setdefault("CREWAI_TESTING", "true")
 os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
 
-from fast_crewai import _backend
+from fast_crewai.runtime import backend as _backend
 
 BACKENDS = ["wasm", "python"]
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from ._backend import core_info
 from ._errors import (
     BusyError,
     ConstraintError,
@@ -27,16 +26,17 @@ from ._errors import (
     StorageFailure,
     StoreCapacityError,
 )
-from ._serde import AgentMessage
-from ._shim import disable_acceleration, enable_acceleration, status
+from .message_serde import AgentMessage
+from .runtime.backend import core_info
+from .runtime.patches import disable_acceleration, enable_acceleration, status
 
 __version__ = "0.1.0"
 
 # Loaded on first use: these import CrewAI, which takes seconds.
 _LAZY = {
-    "AcceleratedMemoryStorage": ("fast_crewai._memory", "AcceleratedMemoryStorage"),
-    "AcceleratedSQLiteWrapper": ("fast_crewai._sqlite", "AcceleratedSQLiteWrapper"),
-    "AcceleratedTaskOutputsStorage": ("fast_crewai._task_outputs", "KickoffTaskOutputsStorage"),
+    "AcceleratedMemoryStorage": ("fast_crewai.memory_search._storage", "AcceleratedMemoryStorage"),
+    "AcceleratedSQLiteWrapper": ("fast_crewai.sqlite_store._wrapper", "AcceleratedSQLiteWrapper"),
+    "AcceleratedTaskOutputsStorage": ("fast_crewai.sqlite_store._task_outputs", "KickoffTaskOutputsStorage"),
 }
 
 

@@ -12,6 +12,11 @@ class CoreUnavailable(FastCrewAIError):
     wasmtime, an incompatible platform); the message says why."""
 
 
+class ConfigurationError(FastCrewAIError, ValueError):
+    """A ``FAST_CREWAI_*`` setting holds a value fast-crewai cannot use; the
+    message names the variable, the value and what is accepted."""
+
+
 class CoreTrap(FastCrewAIError):
     """The core trapped. Its instance was discarded; the next call gets a
     fresh one. Data on disk is left as the last committed transaction."""
@@ -97,7 +102,7 @@ class StorageFailure(MemoryStoreError):
 
 class DimensionMismatchError(MemoryStoreError, ValueError):
     """A vector's dimension differs from the one the store holds.
-    (:class:`~fast_crewai._memory.AcceleratedMemoryStorage` raises CrewAI's
+    (:class:`~fast_crewai.memory_search._storage.AcceleratedMemoryStorage` raises CrewAI's
     own ``EmbeddingDimensionMismatchError`` instead.)"""
 
     def __init__(self, stored: int, given: int) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ._shim import enable_acceleration, format_status, status
+    from .runtime.patches import enable_acceleration, format_status, status
 
     report = enable_acceleration() if args.enable else status()
     print(json.dumps(report, indent=2) if args.json else format_status(report))
@@ -28,7 +28,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from ._bench import run_benchmarks
+    from .bench import run_benchmarks
 
     results = run_benchmarks(args.suites or None, quick=args.quick, emit=not args.json)
     if args.out:
@@ -39,7 +39,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from .demo.crew import run_demo
 
     exit_code: int = run_demo(json_output=args.json)
     return exit_code
@@ -47,7 +47,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _migrate_memory(args: argparse.Namespace) -> int:
     from ._errors import MigrationError
-    from ._migrate import migrate_memory
+    from .memory_search._migrate import migrate_memory
 
     try:
         report = migrate_memory(args.source, args.destination)

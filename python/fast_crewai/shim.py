@@ -7,6 +7,6 @@ Switches: ``FAST_CREWAI_ACCELERATION=0`` leaves everything off;
 
 from __future__ import annotations
 
-from ._shim import enable_acceleration
+from .runtime.patches import enable_acceleration
 
 enable_acceleration()

@@ -1,0 +1,126 @@
+"""The contract of the core's ``memory-search`` (``wit/memory-search.wit``)
+as a string-in/string-out Python interface, which both indexes implement:
+the core's (:mod:`._core`) and the pure-Python reference
+(:mod:`._reference`: stdlib ``sqlite3`` and numpy, the same file schema,
+bit-identical distances and the same BM25 arithmetic, so both return the
+same JSON).
+
+Records, filters and results are JSON text; see the WIT file for their
+shape. Errors: ``invalid-input`` is :class:`InvalidRecordError`,
+``dimension-mismatch`` :class:`DimensionMismatchError`, ``capacity``
+:class:`StoreCapacityError`, ``storage`` :class:`StorageFailure`. A string
+holding a lone surrogate is invalid input on both backends.
+
+Processes are serialised by :class:`~fast_crewai.runtime.filelock.FileLock`
+(shared for reads, exclusive for writes and for the first read after a
+crashed writer, whose journal that read rolls back). CrewAI is not imported
+here, so worker processes start fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from .._errors import (
+    InvalidRecordError,
+    StorageFailure,
+)
+from ..runtime.filelock import FileLock, LockTimeout
+
+INTERFACE = "fast-crewai:core/memory-search@0.1.0"
+#: Seconds a call waits for another process's hold on the store's file lock.
+LOCK_TIMEOUT = 30.0
+U32_MAX = (1 << 32) - 1
+#: The most vector data a store may hold (the core's limit: its 4 GiB linear
+#: memory also holds the records, the text index and SQLite).
+MAX_VECTOR_BYTES = 3 << 30
+#: Per vector element: the float32 value and the core's int8 copy of it.
+BYTES_PER_ELEMENT = 5
+#: BM25 parameters, as in the core.
+K1 = 1.2
+B = 0.75
+
+
+class MemoryIndex(Protocol):
+    """The ``store`` resource of ``memory-search``; see the WIT file."""
+
+    path: Path
+
+    def save(self, records: str) -> int: ...
+
+    def search(self, query: str, filter: str, limit: int, min_score: float) -> str: ...
+
+    def search_text(self, query: str, filter: str, limit: int) -> str: ...
+
+    def delete(self, filter: str) -> int: ...
+
+    def get(self, id: str) -> str | None: ...
+
+    def list(self, scope_prefix: str | None, limit: int, offset: int) -> str: ...
+
+    def scope_info(self, scope: str) -> str: ...
+
+    def list_scopes(self, parent: str) -> str: ...
+
+    def list_categories(self, scope_prefix: str | None) -> str: ...
+
+    def count(self, scope_prefix: str | None) -> int: ...
+
+    def reset(self, scope_prefix: str | None) -> None: ...
+
+    def touch(self, ids: str, at: str) -> int: ...
+
+    def dimension(self) -> int | None: ...
+
+    def refresh(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- shared by both indexes
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _surrogate_error() -> InvalidRecordError:
+    return InvalidRecordError("a string holds a lone surrogate, which has no UTF-8 form")
+
+
+def _u32(value: int, name: str) -> int:
+    if not 0 <= value <= U32_MAX:
+        raise InvalidRecordError(f"{name} must be between 0 and {U32_MAX}, not {value}")
+    return value
+
+
+def _check_path(path: Path) -> None:
+    if "\0" in str(path):
+        raise InvalidRecordError("path contains a NUL character")
+
+
+class _Guarded:
+    """The cross-process lock around every call on one database file."""
+
+    def __init__(self, path: Path) -> None:
+        _check_path(path)
+        self.path = path
+        self._file_lock = FileLock(path, LOCK_TIMEOUT)
+        self._journal = Path(f"{path}-journal")
+
+    @contextmanager
+    def _hold(self, write: bool) -> Iterator[None]:
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(self._file_lock.hold(write))
+                # A journal seen under the lock was left by a crashed writer;
+                # the next reader rolls it back, which is a write.
+                if not write and self._journal.exists():
+                    stack.enter_context(self._file_lock.hold(True))
+            except LockTimeout as exc:
+                raise StorageFailure(str(exc)) from None
+            yield

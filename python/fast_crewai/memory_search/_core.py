@@ -1,0 +1,134 @@
+"""The ``memory-search`` contract served by the core: one ``store``
+resource in the instance granted the database's directory.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import (
+    CoreTrap,
+    DimensionMismatchError,
+    InvalidRecordError,
+    MemoryStoreError,
+    StorageFailure,
+    StoreCapacityError,
+)
+from ..runtime import backend as _backend
+from ..runtime.filelock import ChangeCounter
+
+if TYPE_CHECKING:
+    from ..runtime._wasm import Instance
+
+from ._contract import INTERFACE, _Guarded, _surrogate_error, _u32
+
+_CORE_ERRORS: dict[str, type[MemoryStoreError]] = {
+    "invalid-input": InvalidRecordError,
+    "capacity": StoreCapacityError,
+    "storage": StorageFailure,
+}
+
+
+def _checked(value: Any) -> Any:
+    from ..runtime._wasm import error_of, field
+
+    err = error_of(value)
+    if err is None:
+        return value
+    if err.tag == "dimension-mismatch":
+        raise DimensionMismatchError(field(err.payload, "stored"), field(err.payload, "given"))
+    raise _CORE_ERRORS.get(err.tag, StorageFailure)(str(err.payload))
+
+
+class WasmMemoryIndex(_Guarded):
+    """The contract served by the core: one ``store`` resource in the
+    instance granted the database's directory."""
+
+    def __init__(self, path: Path) -> None:
+        from ..runtime._wasm import Resource, guest_path
+
+        super().__init__(path)
+        grant = path.parent.resolve()
+        if not grant.is_dir():
+            raise StorageFailure(f"unable to open {path}: the directory {path.parent} does not exist")
+        self._instance = _backend.runtime().granted(grant)
+        self._guest = guest_path(grant, grant / path.name)
+        self._store = Resource(self._instance, INTERFACE, "store", self._open)
+        self._counter = ChangeCounter(path)
+        # The change counter as this store last left the file: when it moved,
+        # another process committed and the index must be refreshed.
+        self._seen = b""
+        # Open now, so that a bad file fails here.
+        self._call(True, "dimension")
+
+    def _open(self, instance: Instance) -> Any:
+        return _checked(instance.call(INTERFACE, "[static]store.open", self._guest))
+
+    def _call(self, write: bool, method: str, *args: Any) -> Any:
+        with self._hold(write):
+            try:
+                if not write and (self._counter.read() != self._seen or self._journal.exists()):
+                    _checked(self._store.call("refresh"))
+                result = self._store.call(method, *args)
+                self._seen = self._counter.read()
+            except UnicodeEncodeError:
+                raise _surrogate_error() from None
+            except CoreTrap:
+                if write:
+                    # Reopen while the exclusive lock is held, so that the
+                    # interrupted transaction's journal is rolled back now.
+                    with suppress(Exception):  # the trap is what gets reported
+                        self._store.call("dimension")
+                raise
+        return _checked(result)
+
+    def save(self, records: str) -> int:
+        return int(self._call(True, "save", records))
+
+    def search(self, query: str, filter: str, limit: int, min_score: float) -> str:
+        return str(self._call(False, "search", query, filter, _u32(limit, "limit"), float(min_score)))
+
+    def search_text(self, query: str, filter: str, limit: int) -> str:
+        return str(self._call(False, "search-text", query, filter, _u32(limit, "limit")))
+
+    def delete(self, filter: str) -> int:
+        return int(self._call(True, "delete", filter))
+
+    def get(self, id: str) -> str | None:
+        found = self._call(False, "get", id)
+        return None if found is None else str(found)
+
+    def list(self, scope_prefix: str | None, limit: int, offset: int) -> str:
+        return str(self._call(False, "list", scope_prefix, _u32(limit, "limit"), _u32(offset, "offset")))
+
+    def scope_info(self, scope: str) -> str:
+        return str(self._call(False, "scope-info", scope))
+
+    def list_scopes(self, parent: str) -> str:
+        return str(self._call(False, "list-scopes", parent))
+
+    def list_categories(self, scope_prefix: str | None) -> str:
+        return str(self._call(False, "list-categories", scope_prefix))
+
+    def count(self, scope_prefix: str | None) -> int:
+        return int(self._call(False, "count", scope_prefix))
+
+    def reset(self, scope_prefix: str | None) -> None:
+        self._call(True, "reset", scope_prefix)
+
+    def touch(self, ids: str, at: str) -> int:
+        return int(self._call(True, "touch", ids, at))
+
+    def dimension(self) -> int | None:
+        found = self._call(False, "dimension")
+        return None if found is None else int(found)
+
+    def refresh(self) -> bool:
+        return bool(self._call(True, "refresh"))
+
+    def close(self) -> None:
+        self._store.close()
+        self._counter.close()
+        self._file_lock.close()

@@ -1,0 +1,481 @@
+"""The pure-Python reference of ``memory-search``: the same SQLite file as
+the core (stdlib ``sqlite3``), the same in-memory index and the same JSON
+results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import (
+    CoreTimeout,
+    DimensionMismatchError,
+    InvalidRecordError,
+    MemoryStoreError,
+    StorageFailure,
+)
+from ..runtime.settings import call_timeout
+from ._contract import U32_MAX, _dumps, _Guarded, _surrogate_error, _u32
+from ._reference_input import (
+    Vector,
+    _decode_vector,
+    _Filter,
+    _in_scope,
+    _parse_json,
+    _parse_records,
+    _plain_text,
+    _Record,
+)
+from ._reference_table import _squared_distances, _Table, _total_order
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS memories (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    content TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    importance REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    created_ts REAL NOT NULL,
+    last_accessed TEXT NOT NULL,
+    source TEXT,
+    private INTEGER NOT NULL,
+    embedding BLOB
+);
+CREATE TABLE IF NOT EXISTS store_meta (
+    key TEXT PRIMARY KEY,
+    value
+);
+INSERT OR IGNORE INTO store_meta (key, value) VALUES ('schema_version', 1);
+"""
+_COLUMNS = (
+    "id, content, scope, categories, metadata, importance, created_at, created_ts, last_accessed, source, private, "
+    "embedding"
+)
+_SQLITE_INTERRUPT = 9
+
+
+def _corrupt(what: str) -> StorageFailure:
+    return StorageFailure(f"corrupt memory store: {what}")
+
+
+class PythonMemoryIndex(_Guarded):
+    """The reference implementation of ``memory-search``: the same file
+    schema, the same results, in stdlib ``sqlite3`` and numpy."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._mutex = threading.RLock()
+        self._deadline = math.inf
+        self._table = _Table(None)
+        # PRAGMA data_version when the table was loaded; None forces a load.
+        self._version: int | None = None
+        try:
+            self._conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StorageFailure(str(exc)) from None
+        self._conn.set_progress_handler(self._past_deadline, 1000)
+        try:
+            self._run(True, self._initialise)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _past_deadline(self) -> int:
+        return 1 if time.monotonic() > self._deadline else 0
+
+    def _initialise(self, conn: sqlite3.Connection) -> None:
+        # What the core's open does, in the same order.
+        (mode,) = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
+        if str(mode).lower() not in ("delete", "memory"):
+            raise StorageFailure(f"could not switch the journal to DELETE mode (it is {mode})")
+        # The core's page size (see its persist.rs): a file either backend
+        # creates is laid out alike.
+        conn.execute("PRAGMA page_size=32768")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA cache_size=-16384")
+        conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        self._sync(conn)
+
+    def _run(self, write: bool, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Runs ``work`` under the locks and the call deadline; a failed call
+        rolls back and leaves the in-memory table as it was."""
+        with self._mutex, self._hold(write):
+            timeout = call_timeout()
+            self._deadline = time.monotonic() + timeout
+            try:
+                return work(self._conn)
+            except BaseException as exc:
+                self._deadline = math.inf
+                if self._conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    if getattr(exc, "sqlite_errorcode", None) == _SQLITE_INTERRUPT:
+                        raise CoreTimeout(
+                            f"a memory store call ran longer than {timeout:g}s and was interrupted"
+                        ) from None
+                    raise StorageFailure(str(exc)) from None
+                if isinstance(exc, UnicodeEncodeError):
+                    raise _surrogate_error() from None
+                raise
+            finally:
+                self._deadline = math.inf
+
+    # -------------------------------------------------------------- loading
+
+    def _sync(self, conn: sqlite3.Connection) -> None:
+        """Reloads the table when another connection committed since its load."""
+        if self._data_version(conn) == self._version:
+            return
+        conn.execute("BEGIN")
+        self._reload(conn)
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _data_version(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _reload(self, conn: sqlite3.Connection) -> None:
+        self._version = None
+        self._table = _Table(None)
+        self._table = self._load(conn)
+        self._version = self._data_version(conn)
+
+    def _load(self, conn: sqlite3.Connection) -> _Table:
+        stored = conn.execute("SELECT value FROM store_meta WHERE key = 'dimension'").fetchone()
+        dim: int | None = None
+        if stored is not None:
+            if not isinstance(stored[0], int) or not 0 < stored[0] <= U32_MAX:
+                raise _corrupt(f"dimension {stored[0]}")
+            dim = stored[0]
+        (rows,) = conn.execute("SELECT COUNT(*) FROM memories").fetchone()
+        table = _Table(dim)
+        table.check_capacity(rows, dim)
+        table._grow(rows)
+        for row in conn.execute(f"SELECT seq, {_COLUMNS} FROM memories ORDER BY seq"):
+            seq, id, content, scope, categories_text, metadata_text, importance, created_at, created_ts = row[:9]
+            accessed, source, private, blob = row[9:]
+            try:
+                categories = json.loads(categories_text)
+                metadata = json.loads(metadata_text)
+            except (TypeError, ValueError):
+                raise _corrupt(f"categories or metadata of {id!r}") from None
+            if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+                raise _corrupt(f"categories of {id!r}")
+            if not isinstance(metadata, dict):
+                raise _corrupt(f"metadata of {id!r}")
+            embedding: Vector | None = None
+            if blob is not None:
+                if not isinstance(blob, bytes) or not blob or len(blob) % 4:
+                    raise _corrupt(f"embedding of {id!r}")
+                if table.dim is None:
+                    # Only a file written by something else lacks the key.
+                    table.check_capacity(rows, len(blob) // 4)
+                    table.set_dim(len(blob) // 4)
+                if len(blob) // 4 != table.dim:
+                    raise _corrupt(f"embedding length of {id!r}")
+                embedding = np.frombuffer(blob, dtype="<f4")
+            if id in table.by_id:
+                raise _corrupt(f"duplicate id {id!r}")
+            record = _Record(
+                id=id,
+                content=content,
+                scope=scope,
+                categories=categories,
+                metadata=metadata,
+                importance=float(importance),
+                created_at=created_at,
+                created_ts=float(created_ts),
+                last_accessed=accessed,
+                source=source,
+                private=bool(private),
+                has_embedding=embedding is not None,
+            )
+            table.upsert(record, embedding, seq)
+        return table
+
+    def _begin_write(self, conn: sqlite3.Connection) -> _Table:
+        """Starts a write transaction with the table brought up to date."""
+        conn.execute("BEGIN IMMEDIATE")
+        if self._data_version(conn) != self._version:
+            self._reload(conn)
+        return self._table
+
+    def _read(self, work: Callable[[_Table], Any]) -> Any:
+        def run(conn: sqlite3.Connection) -> Any:
+            self._sync(conn)
+            return work(self._table)
+
+        return self._run(False, run)
+
+    # -------------------------------------------------------------- writes
+
+    def save(self, records: str) -> int:
+        batch = _parse_records(_plain_text(records))
+        if not batch:
+            return 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            table = self._begin_write(conn)
+            # Every embedding must have the store's dimension, or, in a store
+            # without one yet, that of the batch's first embedding.
+            expected = table.dim
+            for _, e in batch:
+                if e is None:
+                    continue
+                if expected is None:
+                    expected = len(e)
+                elif len(e) != expected:
+                    raise DimensionMismatchError(expected, len(e))
+            new_dim = expected if table.dim is None else None
+            fresh = {r.id for r, _ in batch if r.id not in table.by_id}
+            table.check_capacity(len(table) + len(fresh), table.dim or new_dim)
+            if new_dim is not None:
+                conn.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('dimension', ?)", (new_dim,))
+            seqs = []
+            for r, e in batch:
+                cursor = conn.execute(
+                    f"INSERT OR REPLACE INTO memories ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        r.id,
+                        r.content,
+                        r.scope,
+                        _dumps(r.categories),
+                        _dumps(r.metadata),
+                        r.importance,
+                        r.created_at,
+                        r.created_ts,
+                        r.last_accessed,
+                        r.source,
+                        int(r.private),
+                        None if e is None else e.tobytes(),
+                    ),
+                )
+                seqs.append(cursor.lastrowid)
+            conn.execute("COMMIT")
+            if new_dim is not None:
+                table.set_dim(new_dim)
+            for (r, e), seq in zip(batch, seqs, strict=True):
+                table.upsert(r, e, int(seq or 0))
+            return len(batch)
+
+        return int(self._run(True, work))
+
+    def _delete_where(self, f: _Filter, forget_dim: bool) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            table = self._begin_write(conn)
+            if f.is_empty():
+                count = len(table)
+                conn.execute("DELETE FROM memories")
+                if forget_dim:
+                    conn.execute("DELETE FROM store_meta WHERE key = 'dimension'")
+                conn.execute("COMMIT")
+                self._table = _Table(None if forget_dim else table.dim)
+                return count
+            rows = f.rows(table)
+            if not rows:
+                conn.execute("ROLLBACK")
+                return 0
+            conn.executemany("DELETE FROM memories WHERE seq = ?", [(int(table.seqs[row]),) for row in rows])
+            conn.execute("COMMIT")
+            table.remove_rows(rows)
+            return len(rows)
+
+        return int(self._run(True, work))
+
+    def delete(self, filter: str) -> int:
+        return self._delete_where(_Filter.parse(_plain_text(filter)), forget_dim=False)
+
+    def reset(self, scope_prefix: str | None) -> None:
+        f = _Filter.of_scope(None if scope_prefix is None else _plain_text(scope_prefix))
+        self._delete_where(f, forget_dim=f.is_empty())
+
+    def touch(self, ids: str, at: str) -> int:
+        parsed = _parse_json(_plain_text(ids), "ids")
+        if not isinstance(parsed, list) or not all(isinstance(i, str) for i in parsed):
+            raise InvalidRecordError("ids must be a JSON array of strings")
+        _plain_text(at)
+
+        def work(conn: sqlite3.Connection) -> int:
+            table = self._begin_write(conn)
+            rows = sorted({table.by_id[i] for i in parsed if i in table.by_id})
+            if not rows:
+                conn.execute("ROLLBACK")
+                return 0
+            conn.executemany(
+                "UPDATE memories SET last_accessed = ? WHERE seq = ?", [(at, int(table.seqs[row])) for row in rows]
+            )
+            conn.execute("COMMIT")
+            for row in rows:
+                table.records[row].last_accessed = at
+            return len(rows)
+
+        return int(self._run(True, work))
+
+    # -------------------------------------------------------------- reads
+
+    def search(self, query: str, filter: str, limit: int, min_score: float) -> str:
+        _u32(limit, "limit")
+        if math.isnan(min_score):
+            raise InvalidRecordError("min-score is NaN")
+        q = _decode_vector(_plain_text(query), "query")
+        f = _Filter.parse(_plain_text(filter))
+
+        def work(table: _Table) -> str:
+            if table.dim is None:
+                return "[]"
+            if len(q) != table.dim:
+                raise DimensionMismatchError(table.dim, len(q))
+            if limit == 0 or not len(table) or min_score > 1.0:
+                return "[]"
+            rows = None if f.is_empty() else np.asarray(f.rows(table), dtype=np.intp)
+            n = len(table)
+            vectors = table.vectors[:n] if rows is None else table.vectors[rows]
+            seqs = table.seqs[:n] if rows is None else table.seqs[rows]
+            d = np.maximum(_squared_distances(vectors, q), 0.0)
+            scores = 1.0 / (1.0 + d)
+            keep = np.flatnonzero(scores >= min_score)
+            best = keep[np.lexsort((seqs[keep], d[keep]))[:limit]]
+            return table.hits_json((int(i) if rows is None else int(rows[i]), float(scores[i])) for i in best)
+
+        return str(self._read(work))
+
+    def search_text(self, query: str, filter: str, limit: int) -> str:
+        _u32(limit, "limit")
+        f = _Filter.parse(_plain_text(filter))
+        _plain_text(query)
+
+        def work(table: _Table) -> str:
+            if limit == 0:
+                return "[]"
+            allowed = None if f.ids is None else set(f.ids)
+            hits = []
+            for id, score in table.text.score(query).items():
+                row = table.by_id[id]
+                if (allowed is None or id in allowed) and f.matches(table.records[row]):
+                    hits.append((row, score))
+            hits.sort(key=lambda h: (-h[1], int(table.seqs[h[0]])))
+            return table.hits_json(hits[:limit])
+
+        return str(self._read(work))
+
+    def get(self, id: str) -> str | None:
+        _plain_text(id)
+
+        def work(table: _Table) -> str | None:
+            row = table.by_id.get(id)
+            return None if row is None else table.record_json(row)
+
+        found: str | None = self._read(work)
+        return found
+
+    def list(self, scope_prefix: str | None, limit: int, offset: int) -> str:
+        _u32(limit, "limit")
+        _u32(offset, "offset")
+        f = _Filter.of_scope(None if scope_prefix is None else _plain_text(scope_prefix))
+
+        def work(table: _Table) -> str:
+            rows = f.rows(table)
+            rows.sort(key=lambda row: (_total_order(table.records[row].created_ts), int(table.seqs[row])), reverse=True)
+            return "[" + ",".join(table.record_json(row) for row in rows[offset : offset + limit]) + "]"
+
+        return str(self._read(work))
+
+    def scope_info(self, scope: str) -> str:
+        prefix = _plain_text(scope).rstrip("/")
+        child_prefix = prefix + "/"
+
+        def work(table: _Table) -> str:
+            count = 0
+            categories: set[str] = set()
+            children: set[str] = set()
+            ends: list[tuple[tuple[float, float], int, int]] = []
+            for row, r in enumerate(table.records):
+                if prefix and not _in_scope(r.scope, prefix):
+                    continue
+                count += 1
+                categories.update(r.categories)
+                if r.scope.startswith(child_prefix):
+                    first = r.scope[len(child_prefix) :].split("/", 1)[0]
+                    if first:
+                        children.add(child_prefix + first)
+                ends.append((_total_order(r.created_ts), int(table.seqs[row]), row))
+            oldest = table.records[min(ends)[2]].created_at if ends else None
+            newest = table.records[max(ends)[2]].created_at if ends else None
+            return _dumps(
+                {
+                    "record_count": count,
+                    "categories": sorted(categories),
+                    "oldest": oldest,
+                    "newest": newest,
+                    "child_scopes": sorted(children),
+                }
+            )
+
+        return str(self._read(work))
+
+    def list_scopes(self, parent: str) -> str:
+        prefix = _plain_text(parent).rstrip("/") + "/"
+
+        def work(table: _Table) -> str:
+            children = set()
+            for r in table.records:
+                if r.scope.startswith(prefix):
+                    first = r.scope[len(prefix) :].split("/", 1)[0]
+                    if first:
+                        children.add(prefix + first)
+            return _dumps(sorted(children))
+
+        return str(self._read(work))
+
+    def list_categories(self, scope_prefix: str | None) -> str:
+        f = _Filter.of_scope(None if scope_prefix is None else _plain_text(scope_prefix))
+
+        def work(table: _Table) -> str:
+            counts: Counter[str] = Counter()
+            for r in table.records:
+                if f.matches(r):
+                    counts.update(set(r.categories))
+            return _dumps({c: counts[c] for c in sorted(counts)})
+
+        return str(self._read(work))
+
+    def count(self, scope_prefix: str | None) -> int:
+        f = _Filter.of_scope(None if scope_prefix is None else _plain_text(scope_prefix))
+
+        def work(table: _Table) -> int:
+            return len(table) if f.is_empty() else sum(1 for r in table.records if f.matches(r))
+
+        return int(self._read(work))
+
+    def refresh(self) -> bool:
+        loaded = self._version
+        self._run(False, self._sync)
+        return self._version != loaded
+
+    def dimension(self) -> int | None:
+        try:
+            dim: int | None = self._read(lambda table: table.dim)
+        except (MemoryStoreError, CoreTimeout):
+            # The last known value, as the core answers when it cannot reload.
+            dim = self._table.dim
+        return dim
+
+    def close(self) -> None:
+        with self._mutex:
+            self._conn.close()
+            self._file_lock.close()

@@ -1,0 +1,213 @@
+"""The Python reference's in-memory index: rows, vectors, the BM25 text
+index and the exact distance kernel (bit-identical to the core's).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+import regex
+
+from .._errors import (
+    StoreCapacityError,
+)
+from ._contract import BYTES_PER_ELEMENT, K1, MAX_VECTOR_BYTES, B, _dumps
+from ._reference_input import (
+    Vector,
+    _Record,
+)
+
+_TOKEN = regex.compile(r"[\p{Alphabetic}\p{N}]+")
+
+
+def _tokens(text: str) -> list[str]:
+    """Maximal runs of alphanumeric characters, lowercased: Rust's
+    ``char::is_alphanumeric`` and ``str::to_lowercase``, as in the core."""
+    return [token.lower() for token in _TOKEN.findall(text)]
+
+
+class _TextIndex:
+    """BM25 postings keyed by record id."""
+
+    def __init__(self) -> None:
+        self.postings: dict[str, dict[str, int]] = {}
+        self.lengths: dict[str, int] = {}
+        self.terms: dict[str, tuple[str, ...]] = {}
+        self.total = 0
+
+    def add(self, id: str, content: str) -> None:
+        tokens = _tokens(content)
+        counts = Counter(tokens)
+        for term, tf in counts.items():
+            self.postings.setdefault(term, {})[id] = tf
+        self.terms[id] = tuple(counts)
+        self.lengths[id] = len(tokens)
+        self.total += len(tokens)
+
+    def remove(self, id: str) -> None:
+        for term in self.terms.pop(id):
+            docs = self.postings[term]
+            del docs[id]
+            if not docs:
+                del self.postings[term]
+        self.total -= self.lengths.pop(id)
+
+    def score(self, query: str) -> dict[str, float]:
+        """BM25 of every document holding a query token; each query token
+        counts once per occurrence, statistics are the whole store's."""
+        n = len(self.lengths)
+        if n == 0 or self.total == 0:
+            return {}
+        avgdl = self.total / n
+        scores: dict[str, float] = {}
+        for term in _tokens(query):
+            docs = self.postings.get(term)
+            if docs is None:
+                continue
+            df = len(docs)
+            idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            for id, tf in docs.items():
+                dl = self.lengths[id]
+                # The core's expression, term for term, so the doubles agree.
+                part = idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * dl / avgdl))
+                scores[id] = scores.get(id, 0.0) + part
+        return scores
+
+
+class _Table:
+    """The in-memory copy of a store: records by row, their vectors in one
+    row-major float32 buffer, insertion sequence numbers, the text index."""
+
+    def __init__(self, dim: int | None) -> None:
+        self.dim = dim
+        self.records: list[_Record] = []
+        self.by_id: dict[str, int] = {}
+        self.vectors: Vector = np.zeros((0, dim or 0), dtype="<f4")
+        self.seqs: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.text = _TextIndex()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def check_capacity(self, rows: int, dim: int | None) -> None:
+        if dim is not None and rows * dim * BYTES_PER_ELEMENT > MAX_VECTOR_BYTES:
+            raise StoreCapacityError(
+                f"{rows} vectors of dimension {dim} need {rows * dim * BYTES_PER_ELEMENT} bytes, over the store's "
+                f"limit of {MAX_VECTOR_BYTES}"
+            )
+
+    def _grow(self, rows: int) -> None:
+        if rows <= len(self.seqs):
+            return
+        capacity = max(rows, len(self.seqs) * 3 // 2, 16)
+        vectors = np.zeros((capacity, self.dim or 0), dtype="<f4")
+        vectors[: len(self.records)] = self.vectors[: len(self.records)]
+        seqs = np.zeros(capacity, dtype=np.int64)
+        seqs[: len(self.records)] = self.seqs[: len(self.records)]
+        self.vectors, self.seqs = vectors, seqs
+
+    def set_dim(self, dim: int) -> None:
+        """Fixes the dimension of a store that had none: existing rows get
+        zero vectors."""
+        self.dim = dim
+        self.vectors = np.zeros((len(self.seqs), dim), dtype="<f4")
+
+    def upsert(self, record: _Record, embedding: Vector | None, seq: int) -> None:
+        row = self.by_id.get(record.id)
+        if row is None:
+            row = len(self.records)
+            self._grow(row + 1)
+            self.records.append(record)
+            self.by_id[record.id] = row
+        else:
+            self.text.remove(record.id)
+            self.records[row] = record
+        if self.dim is not None:
+            self.vectors[row] = 0.0 if embedding is None else embedding
+        self.seqs[row] = seq
+        self.text.add(record.id, record.content)
+
+    def remove_rows(self, rows: list[int]) -> None:
+        # Highest first: the row moved into a hole is never one still to go.
+        for row in sorted(rows, reverse=True):
+            last = len(self.records) - 1
+            removed = self.records[row]
+            if row != last:
+                moved = self.records[row] = self.records[last]
+                self.by_id[moved.id] = row
+                self.vectors[row] = self.vectors[last]
+                self.seqs[row] = self.seqs[last]
+            self.records.pop()
+            del self.by_id[removed.id]
+            self.text.remove(removed.id)
+
+    def embedding(self, row: int) -> str | None:
+        if not self.records[row].has_embedding:
+            return None
+        vector: Vector = self.vectors[row]  # already little-endian float32
+        return vector.tobytes().hex()
+
+    def record_json(self, row: int) -> str:
+        r = self.records[row]
+        return _dumps(
+            {
+                "id": r.id,
+                "content": r.content,
+                "scope": r.scope,
+                "categories": r.categories,
+                "metadata": r.metadata,
+                "importance": r.importance,
+                "created_at": r.created_at,
+                "created_ts": r.created_ts,
+                "last_accessed": r.last_accessed,
+                "source": r.source,
+                "private": r.private,
+                "embedding": self.embedding(row),
+            }
+        )
+
+    def hits_json(self, hits: Iterable[tuple[int, float]]) -> str:
+        return "[" + ",".join(f"[{self.record_json(row)},{float(score)!r}]" for row, score in hits) + "]"
+
+
+_BLOCK = 16
+_CHUNK_ROWS = 4096
+
+
+def _squared_distances(vectors: Vector, q: Vector) -> npt.NDArray[np.float64]:
+    """The core's kernel, bit for bit: ``(q - x)^2`` summed in float32 into 16
+    lanes (element ``i`` into lane ``i % 16``, whole blocks of 16 only), the
+    lanes then added in float64 in lane order, then the leftover elements'
+    squared float64 differences. Same operations, same order, same doubles."""
+    rows, dim = vectors.shape
+    whole = dim - dim % _BLOCK
+    blocks = whole // _BLOCK
+    q_blocks = q[:whole].reshape(blocks, _BLOCK)
+    out = np.empty(rows, dtype=np.float64)
+    for start in range(0, rows, _CHUNK_ROWS):
+        chunk = vectors[start : start + _CHUNK_ROWS]
+        m = len(chunk)
+        diff = q_blocks - chunk[:, :whole].reshape(m, blocks, _BLOCK)
+        np.multiply(diff, diff, out=diff)
+        lanes = np.zeros((m, _BLOCK), dtype=np.float32)
+        # Sequential float32 accumulation per lane, as the SIMD loop does
+        # (numpy's own reductions may sum pairwise).
+        for k in range(blocks):
+            lanes += diff[:, k, :]
+        total = np.zeros(m, dtype=np.float64)
+        for j in range(_BLOCK):
+            total += lanes[:, j]
+        for i in range(whole, dim):
+            d = float(q[i]) - chunk[:, i].astype(np.float64)
+            total += d * d
+        out[start : start + m] = total
+    return out
+
+
+def _total_order(x: float) -> tuple[float, float]:
+    """A sort key ordering floats as Rust's ``total_cmp`` does (-0.0 < 0.0)."""
+    return (x, math.copysign(1.0, x))

@@ -1,0 +1,424 @@
+"""CrewAI's memory store on the core: :class:`AcceleratedMemoryStorage`,
+a CrewAI ``StorageBackend`` on one memory index (see
+:mod:`fast_crewai.memory_search`: :class:`WasmMemoryIndex` on the core,
+:class:`PythonMemoryIndex` the pure-Python reference), with
+LanceDBStorage's defaults (a directory, by default
+``$CREWAI_STORAGE_DIR/memory``) and score (``1 / (1 + squared L2)``).
+
+Where it deliberately differs from ``LanceDBStorage``:
+
+* Search is an exact top-k among the records matching *every* filter;
+  LanceDB filters categories and metadata after fetching ``3 * limit``
+  candidates, so it can return fewer (or other) records.
+* Scope prefixes match by path segment (``/crew/a`` matches ``/crew/a`` and
+  ``/crew/a/x``, not ``/crew/ab``), and a prefix without a leading ``/`` gets
+  one, in every method (LanceDB adds it in some methods only). ``delete`` with
+  a scope no longer also deletes the records of the root scope ``/``.
+* ``delete`` ANDs all the criteria it is given (LanceDB ignores some
+  combinations), and ``delete(record_ids=[])`` deletes nothing (LanceDB
+  deletes everything).
+* ``count`` and the scope listings have no 50,000-row cap.
+* Saving an existing id replaces the record (LanceDB keeps both rows).
+* A record saved without an embedding comes back with ``embedding=None``
+  (LanceDB returns its zero placeholder); it still ranks as a zero vector.
+* Metadata filters compare JSON values: ``True`` does not equal ``1``.
+* ``list_categories`` counts a category once per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import sys
+import weakref
+from array import array
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from crewai.memory.storage.backend import EmbeddingDimensionMismatchError
+from crewai.memory.types import MemoryRecord, ScopeInfo
+
+from .._errors import DimensionMismatchError, InvalidRecordError, MemoryStoreError
+from ..runtime import backend as _backend
+from ._contract import U32_MAX, MemoryIndex
+from ._open import open_index, release_index
+
+__all__ = ["AcceleratedMemoryStorage"]
+
+logger = logging.getLogger("fast_crewai")
+
+DATABASE_NAME = "fast_crewai_memory.db"
+
+
+# --------------------------------------------------------------------------- MemoryRecord <-> JSON
+
+
+def default_directory() -> Path:
+    """Where CrewAI's LanceDB store lives by default, and so ours."""
+    storage_dir = os.environ.get("CREWAI_STORAGE_DIR")
+    if storage_dir:
+        return Path(storage_dir) / "memory"
+    from crewai_core.paths import db_storage_path
+
+    return Path(db_storage_path()) / "memory"
+
+
+def _timestamp(moment: datetime) -> float:
+    """Seconds since the epoch; a naive datetime is UTC (CrewAI's are)."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _parse_datetime(text: str) -> datetime:
+    # Python 3.10's fromisoformat does not read "Z".
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _pack_vector(vector: Iterable[float]) -> str:
+    """Base64 of little-endian float32 values."""
+    try:
+        packed = array("f", vector)
+    except (TypeError, OverflowError) as exc:
+        raise InvalidRecordError(f"an embedding must be a sequence of numbers: {exc}") from None
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def _unpack_vector(text: str) -> list[float]:
+    packed = array("f", bytes.fromhex(text))
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tolist()
+
+
+def record_to_wire(record: MemoryRecord) -> str:
+    """The contract's JSON object for ``record``, as text."""
+    fields = _wire(
+        {
+            "id": record.id,
+            "content": record.content,
+            "scope": record.scope,
+            "categories": record.categories,
+            "metadata": record.metadata,
+            "importance": record.importance,
+            "created_at": record.created_at.isoformat(),
+            "created_ts": _timestamp(record.created_at),
+            "last_accessed": record.last_accessed.isoformat(),
+            "source": record.source,
+            "private": record.private,
+        },
+        "a record",
+    )
+    embedding = record.embedding
+    if embedding is None or not len(embedding):
+        return fields[:-1] + ',"embedding":null}'
+    # Spliced in rather than passed through json.dumps, which copies a
+    # batch's megabytes of base64 several times over (base64 needs no
+    # escaping).
+    return f'{fields[:-1]},"embedding":"{_pack_vector(embedding)}"}}'
+
+
+def _record_builder() -> Callable[[dict[str, Any]], MemoryRecord]:
+    """What builds a ``MemoryRecord`` from a complete dict of its fields,
+    unvalidated: ``model_construct``, or, when pydantic lays the model out as
+    it does today (checked here on a sample against ``model_construct``
+    itself), the same object without ``model_construct``'s per-call
+    bookkeeping; a search builds up to ``limit`` records."""
+
+    def construct(fields: dict[str, Any]) -> MemoryRecord:
+        return MemoryRecord.model_construct(**fields)
+
+    if MemoryRecord.__private_attributes__ or MemoryRecord.model_config.get("extra") == "allow":
+        return construct
+    every_field = frozenset(MemoryRecord.model_fields)
+    new, set_attribute = MemoryRecord.__new__, object.__setattr__
+
+    def assemble(fields: dict[str, Any]) -> MemoryRecord:
+        record = new(MemoryRecord)
+        set_attribute(record, "__dict__", fields)
+        set_attribute(record, "__pydantic_fields_set__", set(every_field))
+        set_attribute(record, "__pydantic_extra__", None)
+        set_attribute(record, "__pydantic_private__", None)
+        return record
+
+    moment = datetime(2026, 1, 1)
+    sample = {
+        "id": "x",
+        "content": "c",
+        "scope": "/s",
+        "categories": ["a"],
+        "metadata": {"k": 1},
+        "importance": 0.5,
+        "created_at": moment,
+        "last_accessed": moment,
+        "embedding": [1.0],
+        "source": None,
+        "private": False,
+    }
+    expected, got = construct(dict(sample)), assemble(dict(sample))
+    same = (
+        list(sample) == list(MemoryRecord.model_fields)
+        and expected == got
+        and expected.__dict__ == got.__dict__
+        and expected.__pydantic_fields_set__ == got.__pydantic_fields_set__
+        and expected.__pydantic_extra__ == got.__pydantic_extra__
+        and expected.__pydantic_private__ == got.__pydantic_private__
+        and expected.model_dump() == got.model_dump()
+    )
+    return assemble if same else construct
+
+
+_build_record = _record_builder()
+
+
+def record_from_wire(item: dict[str, Any]) -> MemoryRecord:
+    """A ``MemoryRecord`` from the contract's JSON object. The store only
+    holds records it validated, so pydantic's validation is skipped."""
+    embedding = item["embedding"]
+    # In the model's field order, as model_construct would lay them out.
+    return _build_record(
+        {
+            "id": item["id"],
+            "content": item["content"],
+            "scope": item["scope"],
+            "categories": item["categories"],
+            "metadata": item["metadata"],
+            "importance": item["importance"],
+            "created_at": _parse_datetime(item["created_at"]),
+            "last_accessed": _parse_datetime(item["last_accessed"]),
+            "embedding": None if embedding is None else _unpack_vector(embedding),
+            "source": item["source"],
+            "private": item["private"],
+        }
+    )
+
+
+def _wire(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecordError(f"{what} cannot be stored as JSON: {exc}") from None
+
+
+def _rooted(prefix: str | None) -> str | None:
+    """A scope prefix as CrewAI writes scopes (leading ``/``); None for the
+    root, which constrains nothing."""
+    if prefix is None or not prefix.strip("/"):
+        return None
+    return prefix if prefix.startswith("/") else "/" + prefix
+
+
+def _filter(
+    scope_prefix: str | None = None,
+    categories: list[str] | None = None,
+    metadata_filter: dict[str, Any] | None = None,
+    record_ids: list[str] | None = None,
+    older_than: datetime | None = None,
+) -> str:
+    members: dict[str, Any] = {}
+    if (rooted := _rooted(scope_prefix)) is not None:
+        members["scope_prefix"] = rooted
+    # Empty lists and dicts mean "no filter", as in LanceDBStorage.
+    if categories:
+        members["categories"] = list(categories)
+    if metadata_filter:
+        members["metadata"] = metadata_filter
+    if record_ids:
+        members["ids"] = [str(i) for i in record_ids]
+    if older_than is not None:
+        members["older_than"] = _timestamp(older_than)
+    return _wire(members, "the filter")
+
+
+def _utc_now_iso() -> str:
+    # The format LanceDBStorage writes: naive UTC.
+    return datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
+
+
+# --------------------------------------------------------------------------- the StorageBackend
+
+
+class AcceleratedMemoryStorage:
+    """A CrewAI ``StorageBackend`` on the core (or the Python reference):
+    exact vector search, BM25 text search, one SQLite file in ``path``
+    (a directory, by default ``$CREWAI_STORAGE_DIR/memory`` as for
+    LanceDBStorage). See the module docstring for where it differs from
+    LanceDBStorage. Thread-safe; usable as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, backend: str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_directory()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.database = self.path.resolve() / DATABASE_NAME
+        if not self.database.exists() and (self.path / "memories.lance").is_dir():
+            logger.warning(
+                "%s holds a LanceDB memory store that this store does not read; "
+                "`fast-crewai migrate-memory --from %s` copies it over",
+                self.path,
+                self.path,
+            )
+        self.backend = backend or _backend.active()
+        self._index = open_index(self.backend, self.database)
+        self._release = weakref.finalize(self, release_index, self.backend, self.database)
+
+    # -------------------------------------------------------------- plumbing
+
+    def _live(self) -> MemoryIndex:
+        if not self._release.alive:
+            raise MemoryStoreError(f"the memory store {self.database} is closed")
+        return self._index
+
+    @staticmethod
+    def _hits(text: str) -> list[tuple[MemoryRecord, float]]:
+        return [(record_from_wire(item), float(score)) for item, score in json.loads(text)]
+
+    @property
+    def dimension(self) -> int | None:
+        """The store's vector dimension, None until a vector is saved."""
+        return self._live().dimension()
+
+    def close(self) -> None:
+        """Releases this storage's hold on the shared index (idempotent)."""
+        self._release()
+
+    def __enter__(self) -> AcceleratedMemoryStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- StorageBackend
+
+    def save(self, records: list[MemoryRecord]) -> None:
+        if not records:
+            return
+        wire = "[" + ",".join([record_to_wire(r) for r in records]) + "]"
+        try:
+            self._live().save(wire)
+        except DimensionMismatchError as exc:
+            raise EmbeddingDimensionMismatchError(exc.stored, exc.given) from None
+
+    def update(self, record: MemoryRecord) -> None:
+        """Replaces the record with ``record.id`` (or inserts it)."""
+        self.save([record])
+
+    def search(
+        self,
+        query_embedding: list[float],
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        min_score: float = 0.0,
+    ) -> list[tuple[MemoryRecord, float]]:
+        if limit <= 0:
+            return []
+        flt = _filter(scope_prefix, categories, metadata_filter)
+        try:
+            text = self._live().search(_pack_vector(query_embedding), flt, min(limit, U32_MAX), float(min_score))
+        except DimensionMismatchError as exc:
+            raise EmbeddingDimensionMismatchError(exc.stored, exc.given) from None
+        return self._hits(text)
+
+    def search_text(
+        self,
+        query: str,
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        limit: int = 10,
+    ) -> list[tuple[MemoryRecord, float]]:
+        """BM25 search of the records' content for the words of ``query``,
+        best first, with the same filters as :meth:`search`."""
+        if limit <= 0:
+            return []
+        flt = _filter(scope_prefix, categories, metadata_filter)
+        return self._hits(self._live().search_text(query, flt, min(limit, U32_MAX)))
+
+    def delete(
+        self,
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        record_ids: list[str] | None = None,
+        older_than: datetime | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+    ) -> int:
+        """Deletes the records matching every given criterion (all records
+        when none is given); returns how many."""
+        if record_ids is not None and not record_ids:
+            return 0
+        return self._live().delete(_filter(scope_prefix, categories, metadata_filter, record_ids, older_than))
+
+    def get_record(self, record_id: str) -> MemoryRecord | None:
+        found = self._live().get(record_id)
+        return None if found is None else record_from_wire(json.loads(found))
+
+    def list_records(self, scope_prefix: str | None = None, limit: int = 200, offset: int = 0) -> list[MemoryRecord]:
+        """Records under ``scope_prefix``, newest ``created_at`` first."""
+        if limit <= 0 or offset < 0:
+            return []
+        text = self._live().list(_rooted(scope_prefix), min(limit, U32_MAX), min(offset, U32_MAX))
+        return [record_from_wire(item) for item in json.loads(text)]
+
+    def get_scope_info(self, scope: str) -> ScopeInfo:
+        path = scope.rstrip("/") or "/"
+        info = json.loads(self._live().scope_info(_rooted(path) or "/"))
+        return ScopeInfo(
+            path=path,
+            record_count=info["record_count"],
+            categories=info["categories"],
+            oldest_record=None if info["oldest"] is None else _parse_datetime(info["oldest"]),
+            newest_record=None if info["newest"] is None else _parse_datetime(info["newest"]),
+            child_scopes=info["child_scopes"],
+        )
+
+    def list_scopes(self, parent: str = "/") -> list[str]:
+        scopes: list[str] = json.loads(self._live().list_scopes(_rooted(parent) or "/"))
+        return scopes
+
+    def list_categories(self, scope_prefix: str | None = None) -> dict[str, int]:
+        counts: dict[str, int] = json.loads(self._live().list_categories(_rooted(scope_prefix)))
+        return counts
+
+    def count(self, scope_prefix: str | None = None) -> int:
+        return self._live().count(_rooted(scope_prefix))
+
+    def reset(self, scope_prefix: str | None = None) -> None:
+        """Deletes every record under ``scope_prefix``; with none (or ``/``)
+        every record, and the stored dimension with them."""
+        self._live().reset(_rooted(scope_prefix))
+
+    def touch_records(self, record_ids: list[str]) -> None:
+        """Sets ``last_accessed`` of these records to now (naive UTC)."""
+        if record_ids:
+            self._live().touch(_wire([str(i) for i in record_ids], "the record ids"), _utc_now_iso())
+
+    async def asave(self, records: list[MemoryRecord]) -> None:
+        await asyncio.to_thread(self.save, records)
+
+    async def asearch(
+        self,
+        query_embedding: list[float],
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        min_score: float = 0.0,
+    ) -> list[tuple[MemoryRecord, float]]:
+        return await asyncio.to_thread(
+            self.search, query_embedding, scope_prefix, categories, metadata_filter, limit, min_score
+        )
+
+    async def adelete(
+        self,
+        scope_prefix: str | None = None,
+        categories: list[str] | None = None,
+        record_ids: list[str] | None = None,
+        older_than: datetime | None = None,
+        metadata_filter: dict[str, Any] | None = None,
+    ) -> int:
+        return await asyncio.to_thread(self.delete, scope_prefix, categories, record_ids, older_than, metadata_filter)

@@ -1,0 +1,107 @@
+"""``sqlite-store`` served by the core: one connection resource in the
+instance granted the database's directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from .._errors import (
+    BusyError,
+    ConstraintError,
+    CorruptError,
+    MisuseError,
+    NotFoundError,
+    ReadOnlyError,
+    SQLiteError,
+)
+from ..runtime import backend as _backend
+from ..runtime.filelock import ChangeCounter
+from ._contract import INTERFACE, ExecuteResult, Mode, Params, _surrogate_error, from_wire, to_wire
+
+
+class WasmConnection:
+    """A connection resource of the core's ``sqlite-store``."""
+
+    def __init__(self, grant: Path, path: Path, mode: Mode) -> None:
+        from ..runtime._wasm import Resource, guest_path
+
+        self._instance = _backend.runtime().granted(grant)
+        assert self._instance.grant is not None
+        self._guest = guest_path(self._instance.grant, path)
+        self._mode = mode
+        self._path = path
+        self._counter = ChangeCounter(path)
+        # The change counter as this connection last left the file.
+        self._seen = b""
+        self._opened_generation = -1
+        self._resource = Resource(self._instance, INTERFACE, "connection", self._open)
+
+    def _open(self, instance: Any) -> Any:
+        handle = instance.call(INTERFACE, "[static]connection.open", self._guest, self._mode)
+        self._check(handle)
+        self._opened_generation = instance.generation
+        self._seen = self._counter.read()
+        return handle
+
+    @staticmethod
+    def _check(value: Any) -> Any:
+        from ..runtime._wasm import error_of
+
+        err = error_of(value)
+        if err is not None:
+            raise _CORE_ERRORS.get(err.tag, SQLiteError)(str(err.payload))
+        return value
+
+    @property
+    def stale(self) -> bool:
+        return self._opened_generation != self._instance.generation
+
+    def pinned(self) -> AbstractContextManager[Any]:
+        return self._instance.lock
+
+    def open(self) -> None:
+        # Any call on a stale resource reopens it.
+        self._resource.call("in-transaction")
+
+    def revalidate(self, journal_exists: bool) -> None:
+        if not self.stale and (journal_exists or self._counter.read() != self._seen):
+            self._call("refresh")
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return self._check(self._resource.call(method, *args))
+        except UnicodeEncodeError:
+            raise _surrogate_error() from None
+        finally:
+            self._seen = self._counter.read()
+
+    def execute(self, sql: str, params: Params, read_only: bool) -> ExecuteResult:
+        return from_wire(self._call("query" if read_only else "execute", sql, to_wire(params)))
+
+    def executemany(self, sql: str, param_sets: Sequence[Params]) -> int:
+        changed: int = self._call("execute-many", sql, to_wire(param_sets, many=True))
+        return changed
+
+    def control(self, sql: str) -> None:
+        self._call("execute-script", sql)
+
+    def in_transaction(self) -> bool:
+        return bool(self._resource.call("in-transaction"))
+
+    def close(self) -> None:
+        self._resource.close()
+        self._counter.close()
+
+
+_CORE_ERRORS: dict[str, type[SQLiteError]] = {
+    "constraint": ConstraintError,
+    "busy": BusyError,
+    "read-only": ReadOnlyError,
+    "corrupt": CorruptError,
+    "not-found": NotFoundError,
+    "misuse": MisuseError,
+}

@@ -1,0 +1,173 @@
+"""CrewAI's task-outputs store (what ``Crew.replay`` reads) on
+:class:`~fast_crewai.sqlite_store._wrapper.AcceleratedSQLiteWrapper`.
+
+A drop-in for
+``crewai.memory.storage.kickoff_task_outputs_storage.KickoffTaskOutputsSQLiteStorage``:
+the same file (``<db_storage_path()>/latest_kickoff_task_outputs.db``), the
+same table and schema text, the same JSON (``CrewJSONEncoder``), the same
+methods, return values, log messages and ``DatabaseOperationError`` s, and
+the same CrewAI named lock around every write, so that stock CrewAI and this
+store can take turns on one file in either order. Two differences: the file
+is left in rollback-journal mode (the core cannot use WAL; stock CrewAI
+switches it back when it next opens it), and ``update`` accepts only the
+table's column names as keywords, because column names cannot be bound
+parameters (stock interpolates them; an unknown name fails there too, with
+the same message).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import crewai_core.paths
+from crewai.utilities.crew_json_encoder import CrewJSONEncoder
+from crewai.utilities.errors import DatabaseError, DatabaseOperationError
+from crewai_core.lock_store import lock as store_lock
+
+from .._errors import CoreTrap, SQLiteError
+from ._wrapper import AcceleratedSQLiteWrapper
+
+if TYPE_CHECKING:
+    from crewai.task import Task
+
+# Stock's logger: its warnings and errors keep going where they went.
+logger = logging.getLogger("crewai.memory.storage.kickoff_task_outputs_storage")
+
+TABLE = "latest_kickoff_task_outputs"
+FILE_NAME = "latest_kickoff_task_outputs.db"
+_COLUMN_DEFS = (
+    "task_id TEXT PRIMARY KEY",
+    "task_key TEXT",
+    "expected_output TEXT",
+    "output JSON",
+    "task_index INTEGER",
+    "inputs JSON",
+    "was_replayed BOOLEAN",
+    "timestamp DATETIME DEFAULT CURRENT_TIMESTAMP",
+)
+COLUMNS = tuple(definition.split()[0] for definition in _COLUMN_DEFS)
+# Stock CrewAI's statement, whitespace included: sqlite_schema keeps the
+# text, so the file looks the same whichever of the two created it.
+CREATE_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (\n" + ",\n".join(" " * 28 + d for d in _COLUMN_DEFS) + "\n" + " " * 24 + ")"
+)
+# Stock CrewAI's sqlite3 timeout.
+TIMEOUT = 30.0
+
+
+class KickoffTaskOutputsStorage:
+    """Stores the latest kickoff's task outputs; see the module docstring."""
+
+    def __init__(self, db_path: str | None = None) -> None:
+        if db_path is None:
+            db_path = str(Path(crewai_core.paths.db_storage_path()) / FILE_NAME)
+        self.db_path = db_path
+        # The name stock CrewAI locks, so that writers of both kinds exclude each other.
+        self._lock_name = f"sqlite:{os.path.realpath(self.db_path)}"
+        self._initialize_db()
+
+    def _open(self) -> AcceleratedSQLiteWrapper:
+        # A connection per operation, as stock does: a file deleted or
+        # replaced between operations is picked up, never written through a
+        # stale handle.
+        return AcceleratedSQLiteWrapper(self.db_path, timeout=TIMEOUT)
+
+    @staticmethod
+    def _failed(template: str, error: Exception) -> DatabaseOperationError:
+        message = DatabaseError.format_error(template, error)
+        logger.error(message)
+        return DatabaseOperationError(message, error)
+
+    def _initialize_db(self) -> None:
+        """Creates the table, and adds ``task_key`` to a table from before it
+        existed."""
+        try:
+            with store_lock(self._lock_name), self._open() as db, db.transaction():
+                db.execute(CREATE_TABLE)
+                columns = {row[1] for row in db.query(f"PRAGMA table_info({TABLE})")}
+                if "task_key" not in columns:
+                    db.execute(f"ALTER TABLE {TABLE} ADD COLUMN task_key TEXT")
+        except (SQLiteError, CoreTrap) as e:
+            raise self._failed(DatabaseError.INIT_ERROR, e) from e
+
+    def add(
+        self,
+        task: Task,
+        output: dict[str, Any],
+        task_index: int,
+        was_replayed: bool = False,
+        inputs: dict[str, Any] | None = None,
+    ) -> None:
+        """Adds (or replaces) the record of ``task``."""
+        inputs = inputs or {}
+        try:
+            with store_lock(self._lock_name), self._open() as db:
+                db.execute(
+                    f"INSERT OR REPLACE INTO {TABLE}"
+                    " (task_id, task_key, expected_output, output, task_index, inputs, was_replayed)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        str(task.id),
+                        task.key,
+                        task.expected_output,
+                        json.dumps(output, cls=CrewJSONEncoder),
+                        task_index,
+                        json.dumps(inputs, cls=CrewJSONEncoder),
+                        was_replayed,
+                    ),
+                )
+        except (SQLiteError, CoreTrap) as e:
+            raise self._failed(DatabaseError.SAVE_ERROR, e) from e
+
+    def update(self, task_index: int, **kwargs: Any) -> None:
+        """Updates the record at ``task_index``; dict values are stored as
+        JSON."""
+        try:
+            unknown = next((key for key in kwargs if key not in COLUMNS), None)
+            if unknown is not None:
+                # What SQLite answers stock CrewAI for the same call.
+                raise SQLiteError(f"no such column: {unknown}")
+            assignments = ", ".join(f"{key} = ?" for key in kwargs)
+            values = [json.dumps(v, cls=CrewJSONEncoder) if isinstance(v, dict) else v for v in kwargs.values()]
+            with store_lock(self._lock_name), self._open() as db:
+                result = db.execute(f"UPDATE {TABLE} SET {assignments} WHERE task_index = ?", (*values, task_index))
+            if result.changes == 0:
+                logger.warning(f"No row found with task_index {task_index}. No update performed.")
+        except (SQLiteError, CoreTrap) as e:
+            raise self._failed(DatabaseError.UPDATE_ERROR, e) from e
+
+    def load(self) -> list[dict[str, Any]]:
+        """Every record, ordered by ``task_index``."""
+        try:
+            with self._open() as db:
+                rows = db.query(
+                    "SELECT task_id, task_key, expected_output, output, task_index, inputs, was_replayed, timestamp"
+                    f" FROM {TABLE} ORDER BY task_index"
+                )
+        except (SQLiteError, CoreTrap) as e:
+            raise self._failed(DatabaseError.LOAD_ERROR, e) from e
+        return [
+            {
+                "task_id": row[0],
+                "task_key": row[1],
+                "expected_output": row[2],
+                "output": json.loads(row[3]),
+                "task_index": row[4],
+                "inputs": json.loads(row[5]),
+                "was_replayed": row[6],
+                "timestamp": row[7],
+            }
+            for row in rows
+        ]
+
+    def delete_all(self) -> None:
+        """Deletes every record."""
+        try:
+            with store_lock(self._lock_name), self._open() as db:
+                db.execute(f"DELETE FROM {TABLE}")
+        except (SQLiteError, CoreTrap) as e:
+            raise self._failed(DatabaseError.DELETE_ERROR, e) from e
