@@ -377,11 +377,18 @@ def build_wheel() -> Path:
         fail(f"expected a pure wheel, got {wheel.name}")
     import zipfile
 
+    # The component, the typing marker, and the store format the Python reference reads.
+    needed = [
+        "fast_crewai/core.wasm",
+        "fast_crewai/py.typed",
+        "fast_crewai/memory_search/schema.sql",
+        "fast_crewai/memory_search/migrate_2.sql",
+        "fast_crewai/memory_search/constants.json",
+    ]
     with zipfile.ZipFile(wheel) as zf:
-        names = set(zf.namelist())
-    for member in ("fast_crewai/core.wasm", "fast_crewai/py.typed"):
-        if member not in names:
-            fail(f"the wheel does not contain {member}")
+        missing = [name for name in needed if name not in zf.namelist()]
+    if missing:
+        fail(f"the wheel lacks {', '.join(missing)}")
     log(f"wheel {wheel.relative_to(ROOT)}")
     return wheel
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from ._errors import (
     BusyError,
+    ConfigurationError,
     ConstraintError,
+    CoreOutOfMemory,
     CoreTimeout,
     CoreTrap,
     CoreUnavailable,
@@ -21,10 +23,13 @@ from ._errors import (
     NotImplementedInCore,
     PathNotAllowedError,
     ReadOnlyError,
+    RecordTooLargeError,
+    ResultTooLargeError,
     SerdeError,
     SQLiteError,
     StorageFailure,
     StoreCapacityError,
+    TooLargeError,
 )
 from .message_serde import AgentMessage
 from .runtime.backend import core_info
@@ -55,7 +60,9 @@ __all__ = [
     "AcceleratedTaskOutputsStorage",
     "AgentMessage",
     "BusyError",
+    "ConfigurationError",
     "ConstraintError",
+    "CoreOutOfMemory",
     "CoreTimeout",
     "CoreTrap",
     "CoreUnavailable",
@@ -68,10 +75,13 @@ __all__ = [
     "NotImplementedInCore",
     "PathNotAllowedError",
     "ReadOnlyError",
+    "RecordTooLargeError",
+    "ResultTooLargeError",
     "SQLiteError",
     "SerdeError",
     "StorageFailure",
     "StoreCapacityError",
+    "TooLargeError",
     "__version__",
     "core_info",
     "disable_acceleration",

@@ -22,6 +22,11 @@ class CoreTrap(FastCrewAIError):
     fresh one. Data on disk is left as the last committed transaction."""
 
 
+class CoreOutOfMemory(CoreTrap):
+    """The core needed more linear memory than ``FAST_CREWAI_MEMORY_LIMIT_MB``
+    (at most 4096, wasm32's ceiling) allows; the message says where."""
+
+
 class CoreTimeout(CoreTrap):
     """A call ran past its deadline (``FAST_CREWAI_CALL_TIMEOUT`` seconds)
     and was interrupted."""
@@ -30,9 +35,13 @@ class CoreTimeout(CoreTrap):
 class SerdeError(FastCrewAIError, ValueError):
     """A message document was rejected.
 
-    ``kind`` is ``"invalid-json"`` or ``"invalid-message"``; ``field`` names
-    the offending field as a path such as ``[3].metadata`` and ``position``
-    is the offset in code points, when known.
+    ``kind`` is ``"invalid-json"`` (not strict JSON, or not a ``str``),
+    ``"invalid-message"`` (JSON, but not a message), ``"too-large"`` (a
+    document past 127 MiB of UTF-8, either way, or an object with more than
+    65,536 members) or ``"too-deep"`` (arrays and objects nested more than
+    256 deep); ``field`` names the offending field as a path such as
+    ``[3].metadata`` and ``position`` is the offset in code points, when
+    known.
     """
 
     def __init__(self, kind: str, message: str, field: str | None = None, position: int | None = None) -> None:
@@ -63,7 +72,14 @@ class BusyError(SQLiteError):
 
 
 class ReadOnlyError(SQLiteError):
-    """A write was attempted through a read-only connection."""
+    """A write was attempted through a read-only connection, or a file that
+    would be written lies on read-only media."""
+
+
+class TooLargeError(SQLiteError):
+    """A value, a call's parameters or its result is past its limit: 64 MiB
+    for a text, a blob or a row, 127 MiB for the JSON of one call's
+    parameters or result (what the core can copy back in one call)."""
 
 
 class CorruptError(SQLiteError):
@@ -90,6 +106,17 @@ class MemoryStoreError(FastCrewAIError):
 class InvalidRecordError(MemoryStoreError, ValueError):
     """A record, embedding or filter is malformed (NaN in a vector, a bad
     type, a non-JSON metadata value)."""
+
+
+class RecordTooLargeError(InvalidRecordError):
+    """A record is larger, as the store returns it (JSON with the embedding
+    as hex), than the most one record may be, so it could not be read back
+    across the core's boundary; nothing was saved."""
+
+
+class ResultTooLargeError(MemoryStoreError):
+    """A read would return more than one call may carry across the core's
+    boundary; ask for fewer records (a lower ``limit``)."""
 
 
 class StoreCapacityError(MemoryStoreError):

@@ -30,15 +30,20 @@ def test_numpy_store_scores_like_lancedb_and_filters_by_segment() -> None:
     assert [r.id for r, _ in store.search([1.0, 0.0], scope_prefix="/a/b/")] == ["near", "child"]
     assert [r.id for r, _ in store.search([1.0, 0.0], scope_prefix="/a/b", categories=["y"])] == ["child"]
     assert [r.id for r, _ in store.search([1.0, 0.0], min_score=0.5)] == ["near", "sibling"]
-    assert all(r.embedding is None for r, _ in results)
+    # Hits are built with their embeddings, as ours are.
+    assert [r.embedding for r, _ in results] == [[1.0, 0.0], pytest.approx([0.9, 0.1]), [0.0, 1.0]]
+    # Built anew by every search, as ours are, not handed out from storage.
+    assert store.search([1.0, 0.0], limit=1)[0][0] is not store.search([1.0, 0.0], limit=1)[0][0]
 
 
 def test_small_run_reports_every_store_and_exact_recall(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_bench_memory, "QUICK_SIZES", [(1_500, 32)])
+    # 64 dimensions and over 256 records: the core's int8 pre-scan runs, so
+    # recall 1.0 checks that its bounds never drop a true neighbour.
+    monkeypatch.setattr(_bench_memory, "QUICK_SIZES", [(1_500, 64)])
     monkeypatch.setattr(_bench_memory, "ROUNDS", 1)
     result = _bench_memory.run(quick=True)
     (point,) = result["points"]
-    assert (point["n"], point["dims"]) == (1_500, 32)
+    assert (point["n"], point["dims"]) == (1_500, 64)
     assert point["ours"]["recall_at_10"] == {"search": 1.0, "search_filtered": 1.0}
     # LanceDB's flat scan is exact too; with a category it filters after the
     # top 3 x limit, so it may miss some.

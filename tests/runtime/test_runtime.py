@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import fast_crewai
-from fast_crewai import AgentMessage, CoreTimeout, CoreTrap, CoreUnavailable
+from fast_crewai import AgentMessage, CoreOutOfMemory, CoreTimeout, CoreTrap, CoreUnavailable
 from fast_crewai.message_serde._core import WasmSerde
 from fast_crewai.runtime import backend as _backend
 from fast_crewai.runtime._wasm import Runtime, error_of
@@ -108,8 +108,12 @@ def test_memory_cap_turns_runaway_allocation_into_a_trap(monkeypatch: pytest.Mon
     monkeypatch.setenv("FAST_CREWAI_MEMORY_LIMIT_MB", "40")
     runtime = Runtime()
     instance = runtime.stateless()
-    with pytest.raises(CoreTrap):
+    with pytest.raises(CoreOutOfMemory) as info:
         instance.call(SERDE, "canonicalize-many", big_batch(100_000))
+    # What ran out, where, and the limit: not wasmtime's bare "error while executing".
+    message = str(info.value)
+    assert message.startswith(f"the core ran out of memory in {SERDE}#canonicalize-many: ")
+    assert "the limit of 40 MiB (FAST_CREWAI_MEMORY_LIMIT_MB" in message
     monkeypatch.delenv("FAST_CREWAI_MEMORY_LIMIT_MB")
     assert instance.call(SERDE, "canonicalize-many", "[]") == "[]"
 
@@ -129,12 +133,36 @@ def test_a_granted_directory_is_the_only_one_reachable(tmp_path: Path) -> None:
     granted = tmp_path / "granted"
     granted.mkdir()
     (tmp_path / "outside.db").write_bytes(b"")
-    instance = _backend.runtime().granted(granted)
-    inside = instance.call(SQLITE, "[static]connection.open", "/data/new.db", "create")
-    assert error_of(inside) is None
-    assert (granted / "new.db").exists()
-    escaped = instance.call(SQLITE, "[static]connection.open", "/data/../outside.db", "read-write")
-    assert error_of(escaped) is not None
+    runtime = _backend.runtime()
+    instance = runtime.lease(granted)
+    try:
+        inside = instance.call(SQLITE, "[static]connection.open", "/data/new.db", "create")
+        assert error_of(inside) is None
+        assert (granted / "new.db").exists()
+        escaped = instance.call(SQLITE, "[static]connection.open", "/data/../outside.db", "read-write")
+        assert error_of(escaped) is not None
+    finally:
+        runtime.release(instance)
+
+
+def test_a_directory_made_again_at_the_same_path_gets_its_own_instance(tmp_path: Path) -> None:
+    runtime = _backend.runtime()
+    directory = tmp_path / "again"
+    directory.mkdir()
+    first = runtime.lease(directory)
+    try:
+        directory.rename(tmp_path / "moved")
+        directory.mkdir()
+        second = runtime.lease(directory)
+        try:
+            assert second is not first
+            opened = second.call(SQLITE, "[static]connection.open", "/data/new.db", "create")
+            assert error_of(opened) is None
+            assert (directory / "new.db").exists() and not (tmp_path / "moved" / "new.db").exists()
+        finally:
+            runtime.release(second)
+    finally:
+        runtime.release(first)
 
 
 def test_calls_from_many_threads_are_safe() -> None:
@@ -199,9 +227,52 @@ def test_unknown_backend_name_is_an_error(monkeypatch: pytest.MonkeyPatch) -> No
         _backend.active()
 
 
-def test_core_unavailable_is_a_fast_crewai_error() -> None:
-    assert issubclass(CoreUnavailable, fast_crewai.FastCrewAIError)
+def test_a_missing_core_raises_core_unavailable_under_the_root_error(tmp_path: Path) -> None:
+    with pytest.raises(fast_crewai.FastCrewAIError) as caught:
+        Runtime(tmp_path / "missing.wasm")
+    assert type(caught.value) is CoreUnavailable
+    assert "missing.wasm" in str(caught.value)
+
+
+def test_trap_classes_are_core_traps() -> None:
     assert issubclass(CoreTimeout, CoreTrap)
+    assert issubclass(CoreOutOfMemory, CoreTrap)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FAST_CREWAI_CALL_TIMEOUT", "inf"),
+        ("FAST_CREWAI_CALL_TIMEOUT", "nan"),
+        ("FAST_CREWAI_CALL_TIMEOUT", "-1"),
+        ("FAST_CREWAI_CALL_TIMEOUT", "1e300"),
+        ("FAST_CREWAI_CALL_TIMEOUT", "soon"),
+        ("FAST_CREWAI_MEMORY_LIMIT_MB", "0"),
+        ("FAST_CREWAI_MEMORY_LIMIT_MB", "5000"),
+        ("FAST_CREWAI_MEMORY_LIMIT_MB", "lots"),
+    ],
+)
+def test_an_unusable_setting_fails_at_load_naming_the_variable(variable: str, value: str) -> None:
+    code = (
+        "import fast_crewai\n"
+        "from fast_crewai.runtime import backend\n"
+        "try:\n"
+        "    backend.runtime()\n"
+        "except fast_crewai.ConfigurationError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    result = run_python(code, **{variable: value, "FAST_CREWAI_BACKEND": "wasm"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"refused: {variable}="), result.stdout
+
+
+def test_an_empty_setting_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fast_crewai.runtime import settings
+
+    monkeypatch.setenv("FAST_CREWAI_CALL_TIMEOUT", "  ")
+    assert settings.call_timeout() == 300.0
+    monkeypatch.setenv("FAST_CREWAI_CALL_TIMEOUT", "2.5")
+    assert settings.call_timeout() == 2.5
 
 
 def test_declared_but_unimplemented_calls_return_a_typed_error() -> None:

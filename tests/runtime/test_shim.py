@@ -195,3 +195,39 @@ def test_importing_the_shim_enables_and_disable_restores() -> None:
     assert enabled["memory_factory"] is True
     assert enabled["task_outputs"].startswith("fast_crewai")
     assert disabled == {"memory_factory": False, "task_outputs": "crewai.memory.storage.kickoff_task_outputs_storage"}
+
+
+def test_the_shim_module_has_the_documented_api() -> None:
+    """``fast_crewai.shim.enable_acceleration(verbose=True)``,
+    ``disable_acceleration()`` and ``status()``, as the original fast-crewai
+    documents them, in a fresh process."""
+    code = (
+        "import fast_crewai.shim as shim\n"
+        "from crewai.memory.storage import factory\n"
+        "assert shim.status()['acceleration'] is True\n"
+        "shim.disable_acceleration()\n"
+        "assert shim.status()['acceleration'] is False\n"
+        "assert factory._factory is None, factory._factory\n"
+        "shim.enable_acceleration(verbose=True)\n"
+        "assert shim.status()['components']['memory']['active'] == ['memory.storage_factory']\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC, "FAST_CREWAI_DATABASE": "0"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "memory        on      wasm     memory.storage_factory" in done.stdout
+    assert "not applied: database.task_outputs: switched off by FAST_CREWAI_DATABASE" in done.stdout
+
+
+def test_verbose_says_why_a_patch_is_not_applied(registry: list[Patch], capsys: pytest.CaptureFixture[str]) -> None:
+    calls: list[str] = []
+    _shim.register(counting_patch("quiet.patch", "tasks", calls))
+    _shim.register(Patch("gone.patch", "tools", lambda: (_ for _ in ()).throw(PatchTargetMissing("no such thing"))))
+    os.environ["FAST_CREWAI_TASKS"] = "0"
+    try:
+        _shim.enable_acceleration(verbose=True)
+    finally:
+        del os.environ["FAST_CREWAI_TASKS"]
+    out = capsys.readouterr().out
+    assert "not applied: quiet.patch: switched off by FAST_CREWAI_TASKS" in out
+    assert "not applied: gone.patch: no such thing" in out
+    assert calls == []

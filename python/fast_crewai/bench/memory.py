@@ -81,20 +81,22 @@ StoreT = TypeVar("StoreT", bound=Store)
 
 class NumpyStore:
     """The brute-force baseline: a float32 matrix and its squared norms,
-    CrewAI's score ``1 / (1 + squared L2)``, ``argpartition`` for the top k
-    and filters as boolean masks. Records are kept without their vectors."""
+    CrewAI's score ``1 / (1 + squared L2)``, ``argpartition`` for the top k.
+    It does the work ours does and no more: a filtered search selects the
+    matching rows first and scans only those, and every hit is built as a
+    new ``MemoryRecord`` with its embedding, by the same builder ours uses."""
 
     def __init__(self) -> None:
         self._pending: list[Vectors] = []
         self._matrix: Vectors = np.zeros((0, 0), dtype=np.float32)
         self._norms: Vectors = np.zeros(0, dtype=np.float32)
-        self._records: list[MemoryRecord] = []
+        self._fields: list[dict[str, Any]] = []
         self._scopes: npt.NDArray[np.str_] = np.array([], dtype=str)
         self._category_masks: dict[str, npt.NDArray[np.bool_]] = {}
 
     def save(self, records: list[MemoryRecord]) -> None:
         self._pending.append(np.asarray([r.embedding for r in records], dtype=np.float32))
-        self._records += [r.model_copy(update={"embedding": None}) for r in records]
+        self._fields += [r.model_dump() for r in records]
 
     def _flush(self) -> None:
         if not self._pending:
@@ -103,11 +105,28 @@ class NumpyStore:
         self._matrix = np.ascontiguousarray(np.vstack(parts))
         self._pending = []
         self._norms = np.einsum("ij,ij->i", self._matrix, self._matrix)
-        self._scopes = np.array([r.scope for r in self._records])
+        self._scopes = np.array([f["scope"] for f in self._fields])
         self._category_masks = {
-            c: np.array([c in r.categories for r in self._records])
-            for c in {c for r in self._records for c in r.categories}
+            c: np.array([c in f["categories"] for f in self._fields])
+            for c in {c for f in self._fields for c in f["categories"]}
         }
+
+    def _rows(
+        self, scope_prefix: str | None, categories: list[str] | None, metadata_filter: dict[str, Any] | None
+    ) -> npt.NDArray[np.intp] | None:
+        """The rows every filter admits, or None for all rows."""
+        if not (scope_prefix and scope_prefix.strip("/")) and not categories and not metadata_filter:
+            return None
+        mask = np.ones(len(self._fields), dtype=bool)
+        if scope_prefix is not None and scope_prefix.strip("/"):
+            prefix = scope_prefix.rstrip("/")
+            mask &= (self._scopes == prefix) | np.char.startswith(self._scopes, prefix + "/")
+        if categories:
+            empty = np.zeros(len(self._fields), dtype=bool)
+            mask &= np.logical_or.reduce([self._category_masks.get(c, empty) for c in categories])
+        if metadata_filter:
+            mask &= np.array([all(f["metadata"].get(k) == v for k, v in metadata_filter.items()) for f in self._fields])
+        return np.flatnonzero(mask)
 
     def search(
         self,
@@ -118,25 +137,22 @@ class NumpyStore:
         limit: int = 10,
         min_score: float = 0.0,
     ) -> list[tuple[MemoryRecord, float]]:
+        from ..memory_search._storage import _build_record
+
         self._flush()
         query = np.asarray(query_embedding, dtype=np.float32)
-        distances = self._norms - 2.0 * (self._matrix @ query) + float(query @ query)
+        rows = self._rows(scope_prefix, categories, metadata_filter)
+        matrix, norms = (self._matrix, self._norms) if rows is None else (self._matrix[rows], self._norms[rows])
+        distances = norms - 2.0 * (matrix @ query) + float(query @ query)
         scores = 1.0 / (1.0 + np.maximum(distances, 0.0))
-        candidates = np.arange(len(scores))
-        mask = np.ones(len(scores), dtype=bool)
-        if scope_prefix is not None and scope_prefix.strip("/"):
-            prefix = scope_prefix.rstrip("/")
-            mask &= (self._scopes == prefix) | np.char.startswith(self._scopes, prefix + "/")
-        if categories:
-            empty = np.zeros(len(scores), dtype=bool)
-            mask &= np.logical_or.reduce([self._category_masks.get(c, empty) for c in categories])
-        if metadata_filter:
-            mask &= np.array([all(r.metadata.get(k) == v for k, v in metadata_filter.items()) for r in self._records])
-        candidates = np.flatnonzero(mask & (scores >= min_score))
+        candidates = np.flatnonzero(scores >= min_score)
         if len(candidates) > limit:
             candidates = candidates[np.argpartition(-scores[candidates], limit - 1)[:limit]]
         ranked = candidates[np.argsort(-scores[candidates], kind="stable")]
-        return [(self._records[i], float(scores[i])) for i in ranked]
+        return [
+            (_build_record({**self._fields[row], "embedding": matrix[i].tolist()}), float(scores[i]))
+            for i, row in ((i, i if rows is None else int(rows[i])) for i in ranked)
+        ]
 
 
 def _vectors(rng: np.random.Generator, count: int, dims: int) -> Vectors:

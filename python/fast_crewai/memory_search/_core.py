@@ -13,11 +13,14 @@ from .._errors import (
     DimensionMismatchError,
     InvalidRecordError,
     MemoryStoreError,
+    RecordTooLargeError,
+    ResultTooLargeError,
     StorageFailure,
     StoreCapacityError,
 )
 from ..runtime import backend as _backend
 from ..runtime.filelock import ChangeCounter
+from ..runtime.settings import memory_limit_bytes
 
 if TYPE_CHECKING:
     from ..runtime._wasm import Instance
@@ -28,6 +31,8 @@ _CORE_ERRORS: dict[str, type[MemoryStoreError]] = {
     "invalid-input": InvalidRecordError,
     "capacity": StoreCapacityError,
     "storage": StorageFailure,
+    "record-too-large": RecordTooLargeError,
+    "result-too-large": ResultTooLargeError,
 }
 
 
@@ -53,15 +58,20 @@ class WasmMemoryIndex(_Guarded):
         grant = path.parent.resolve()
         if not grant.is_dir():
             raise StorageFailure(f"unable to open {path}: the directory {path.parent} does not exist")
-        self._instance = _backend.runtime().granted(grant)
+        self._closed = False
+        self._instance = _backend.runtime().lease(grant)
         self._guest = guest_path(grant, grant / path.name)
         self._store = Resource(self._instance, INTERFACE, "store", self._open)
         self._counter = ChangeCounter(path)
         # The change counter as this store last left the file: when it moved,
         # another process committed and the index must be refreshed.
         self._seen = b""
-        # Open now, so that a bad file fails here.
-        self._call(True, "dimension")
+        try:
+            # Open now, so that a bad file fails here.
+            self._call(True, "dimension")
+        except BaseException:
+            self.close()
+            raise
 
     def _open(self, instance: Instance) -> Any:
         return _checked(instance.call(INTERFACE, "[static]store.open", self._guest))
@@ -85,6 +95,15 @@ class WasmMemoryIndex(_Guarded):
         return _checked(result)
 
     def save(self, records: str) -> int:
+        # The text is copied into the core, then parsed into a few times its
+        # size there; past a quarter of the core's memory limit that can
+        # never fit, and copying it in would trap.
+        limit = memory_limit_bytes()
+        if len(records) > limit // 4:
+            raise StoreCapacityError(
+                f"a batch of {len(records)} characters cannot fit in the core's memory "
+                f"(FAST_CREWAI_MEMORY_LIMIT_MB={limit >> 20}); save fewer records at a time"
+            )
         return int(self._call(True, "save", records))
 
     def search(self, query: str, filter: str, limit: int, min_score: float) -> str:
@@ -129,6 +148,12 @@ class WasmMemoryIndex(_Guarded):
         return bool(self._call(True, "refresh"))
 
     def close(self) -> None:
-        self._store.close()
-        self._counter.close()
-        self._file_lock.close()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._store.close()
+        finally:
+            self._counter.close()
+            self._file_lock.close()
+            self._instance.runtime.release(self._instance)
