@@ -17,9 +17,20 @@ class ConfigurationError(FastCrewAIError, ValueError):
     message names the variable, the value and what is accepted."""
 
 
+class UnsupportedPlatformError(FastCrewAIError):
+    """This platform lacks what a store needs to be safe, such as
+    ``fcntl.flock`` for the lock that keeps processes apart; nothing was
+    opened."""
+
+
 class CoreTrap(FastCrewAIError):
     """The core trapped. Its instance was discarded; the next call gets a
     fresh one. Data on disk is left as the last committed transaction."""
+
+
+class CoreOutOfMemory(CoreTrap):
+    """The core needed more linear memory than ``FAST_CREWAI_MEMORY_LIMIT_MB``
+    (at most 4096, wasm32's ceiling) allows; the message says where."""
 
 
 class CoreTimeout(CoreTrap):
@@ -30,9 +41,13 @@ class CoreTimeout(CoreTrap):
 class SerdeError(FastCrewAIError, ValueError):
     """A message document was rejected.
 
-    ``kind`` is ``"invalid-json"`` or ``"invalid-message"``; ``field`` names
-    the offending field as a path such as ``[3].metadata`` and ``position``
-    is the offset in code points, when known.
+    ``kind`` is ``"invalid-json"`` (not strict JSON, or not a ``str``),
+    ``"invalid-message"`` (JSON, but not a message), ``"too-large"`` (a
+    document past 127 MiB of UTF-8, either way, or an object with more than
+    65,536 members) or ``"too-deep"`` (arrays and objects nested more than
+    256 deep); ``field`` names the offending field as a path such as
+    ``[3].metadata`` and ``position`` is the offset in code points, when
+    known.
     """
 
     def __init__(self, kind: str, message: str, field: str | None = None, position: int | None = None) -> None:
@@ -63,7 +78,14 @@ class BusyError(SQLiteError):
 
 
 class ReadOnlyError(SQLiteError):
-    """A write was attempted through a read-only connection."""
+    """A write was attempted through a read-only connection, or a file that
+    would be written lies on read-only media."""
+
+
+class TooLargeError(SQLiteError):
+    """A value, a call's parameters or its result is past its limit: 64 MiB
+    for a text, a blob or a row, 127 MiB for the JSON of one call's
+    parameters or result (what the core can copy back in one call)."""
 
 
 class CorruptError(SQLiteError):
@@ -92,6 +114,17 @@ class InvalidRecordError(MemoryStoreError, ValueError):
     type, a non-JSON metadata value)."""
 
 
+class RecordTooLargeError(InvalidRecordError):
+    """A record is larger, as the store returns it (JSON with the embedding
+    as hex), than the most one record may be, so it could not be read back
+    across the core's boundary; nothing was saved."""
+
+
+class ResultTooLargeError(MemoryStoreError):
+    """A read would return more than one call may carry across the core's
+    boundary; ask for fewer records (a lower ``limit``)."""
+
+
 class StoreCapacityError(MemoryStoreError):
     """The store would no longer fit in the core's 4 GiB linear memory."""
 
@@ -116,5 +149,24 @@ class MigrationError(MemoryStoreError):
     source is left as it was."""
 
 
-class NotImplementedInCore(FastCrewAIError, NotImplementedError):
-    """The core declares this call but this version does not implement it."""
+class ToolGuardError(FastCrewAIError, ValueError):
+    """The tool guard could not do what was asked; subclasses say why.
+
+    ``message`` says what is wrong and ``position`` is the offset in the
+    input, in code points, when one applies.
+    """
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        self.message = message
+        self.position = position
+        super().__init__(message if position is None else f"{message} (position {position})")
+
+
+class UnreadableJSONError(ToolGuardError):
+    """No JSON value could be read from the text, even with every repair."""
+
+
+class InvalidSchemaError(ToolGuardError):
+    """The JSON schema is not strict JSON or cannot be applied (a keyword of
+    the wrong type, an unknown type name, a ``$ref`` that does not resolve or
+    loops)."""

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     status.add_argument("--enable", action="store_true", help="enable acceleration first, then report")
     status.set_defaults(func=_status)
     bench = sub.add_parser("bench", help="run the benchmarks side by side with the stock alternatives")
-    bench.add_argument("suites", nargs="*", help="serde, memory, sqlite (default: all)")
+    bench.add_argument("suites", nargs="*", help="serde, memory, sqlite, tasks, tools (default: all)")
     bench.add_argument("--quick", action="store_true", help="small sizes only")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument("--out", help="also write the results as JSON to this file")

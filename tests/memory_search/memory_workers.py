@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fast_crewai import CoreTrap, FastCrewAIError, StoreCapacityError
 from fast_crewai.memory_search._contract import MemoryIndex
 from fast_crewai.memory_search._open import open_index
 
@@ -75,13 +76,87 @@ def crash(index: MemoryIndex, committed: int, big: int) -> None:
     time.sleep(120)
 
 
+def text_batch(b: int, size: int) -> str:
+    """``size`` records of 2,000 words each, drawn from 50,000 distinct ones:
+    mostly text and BM25 postings, little vector data."""
+    return json.dumps(
+        [
+            {
+                "id": f"t{b}-{j}",
+                "content": " ".join(f"w{(b * 97 + j * 13 + k) % 50_000}" for k in range(2000)),
+                "created_at": "2026-01-01T00:00:00",
+                "created_ts": float(b),
+                "categories": [f"c{j % 3}"],
+                "embedding": base64.b64encode(np.full(8, j, dtype="<f4").tobytes()).decode("ascii"),
+            }
+            for j in range(size)
+        ]
+    )
+
+
+def reads(index: MemoryIndex) -> None:
+    """Every kind of read; a typed refusal of a huge one is fine, a trap is not."""
+    vector = base64.b64encode(np.ones(8, dtype="<f4").tobytes()).decode("ascii")
+    calls = {
+        "search": lambda: index.search(vector, "{}", 5, 0.0),
+        "search-1000": lambda: index.search(vector, "{}", 1000, 0.0),
+        "search-text": lambda: index.search_text("w5 w7", "{}", 5),
+        "search-text-all": lambda: index.search_text(" ".join(f"w{k}" for k in range(300)), "{}", 100_000),
+        "list": lambda: index.list(None, 5, 0),
+        "list-all": lambda: index.list(None, 100_000, 0),
+        "get": lambda: index.get("t0-0"),
+        "categories": lambda: index.list_categories(None),
+        "scope-info": lambda: index.scope_info("/"),
+    }
+    for name, call in calls.items():
+        try:
+            result = call()
+        except CoreTrap as exc:
+            say(f"trap in {name}: {exc}")
+            return
+        except FastCrewAIError as exc:
+            if name.endswith("-all"):
+                continue
+            say(f"{name} failed: {exc!r}")
+            return
+        if result is None or result == "[]":
+            say(f"{name} found nothing")
+            return
+    say("reads ok")
+
+
+def fill(index: MemoryIndex, size: int, most: int) -> None:
+    """Saves text batches until the store is full, then reads."""
+    saved = 0
+    for b in range(most):
+        try:
+            index.save(text_batch(b, size))
+        except StoreCapacityError:
+            say(f"full {saved}")
+            break
+        saved += size
+    else:
+        say(f"not full after {saved}")
+    say(f"count {index.count(None)}")
+    reads(index)
+
+
 def main() -> None:
     role, path, backend, *args = sys.argv[1:]
-    index = open_index(backend, Path(path))
+    try:
+        index = open_index(backend, Path(path))
+    except StoreCapacityError:
+        say("too large to open")
+        return
     if role == "writer":
         writer(index, args[0], int(args[1]), int(args[2]))
     elif role == "crash":
         crash(index, int(args[0]), int(args[1]))
+    elif role == "fill":
+        fill(index, int(args[0]), int(args[1]))
+    elif role == "read":
+        say(f"count {index.count(None)}")
+        reads(index)
     else:
         raise SystemExit(f"unknown role {role}")
 

@@ -91,3 +91,18 @@ def test_close_releases_at_once_and_is_idempotent(backend: str, tmp_path: Path) 
     store.close()
     with pytest.raises(fast_crewai.MemoryStoreError, match="closed"):
         store.count()
+
+
+def test_without_fcntl_a_store_refuses_to_open_rather_than_run_unlocked(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fast_crewai.memory_search._storage import AcceleratedMemoryStorage
+    from fast_crewai.runtime import filelock
+    from fast_crewai.sqlite_store._wrapper import AcceleratedSQLiteWrapper
+
+    monkeypatch.setattr(filelock, "fcntl", None)
+    with pytest.raises(fast_crewai.UnsupportedPlatformError, match=r"fcntl\.flock"):
+        AcceleratedSQLiteWrapper(tmp_path / "data.db")
+    with pytest.raises(fast_crewai.UnsupportedPlatformError, match=r"fcntl\.flock"):
+        AcceleratedMemoryStorage(path=str(tmp_path / "memory"))
+    assert not (tmp_path / "data.db").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import fast_crewai
-from fast_crewai import AgentMessage, CoreTimeout, CoreTrap, CoreUnavailable
+from fast_crewai import AgentMessage, CoreOutOfMemory, CoreTimeout, CoreTrap, CoreUnavailable
 from fast_crewai.message_serde._core import WasmSerde
 from fast_crewai.runtime import backend as _backend
 from fast_crewai.runtime._wasm import Runtime, error_of
@@ -108,8 +108,12 @@ def test_memory_cap_turns_runaway_allocation_into_a_trap(monkeypatch: pytest.Mon
     monkeypatch.setenv("FAST_CREWAI_MEMORY_LIMIT_MB", "40")
     runtime = Runtime()
     instance = runtime.stateless()
-    with pytest.raises(CoreTrap):
+    with pytest.raises(CoreOutOfMemory) as info:
         instance.call(SERDE, "canonicalize-many", big_batch(100_000))
+    # What ran out, where, and the limit: not wasmtime's bare "error while executing".
+    message = str(info.value)
+    assert message.startswith(f"the core ran out of memory in {SERDE}#canonicalize-many: ")
+    assert "the limit of 40 MiB (FAST_CREWAI_MEMORY_LIMIT_MB" in message
     monkeypatch.delenv("FAST_CREWAI_MEMORY_LIMIT_MB")
     assert instance.call(SERDE, "canonicalize-many", "[]") == "[]"
 
@@ -230,6 +234,11 @@ def test_a_missing_core_raises_core_unavailable_under_the_root_error(tmp_path: P
     assert "missing.wasm" in str(caught.value)
 
 
+def test_trap_classes_are_core_traps() -> None:
+    assert issubclass(CoreTimeout, CoreTrap)
+    assert issubclass(CoreOutOfMemory, CoreTrap)
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -266,8 +275,8 @@ def test_an_empty_setting_means_the_default(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.call_timeout() == 2.5
 
 
-def test_declared_but_unimplemented_calls_return_a_typed_error() -> None:
-    result = _backend.runtime().stateless().call("fast-crewai:core/tool-guard@0.1.0", "normalize-arguments", '{"a": 1}')
+def test_a_failed_call_returns_a_typed_error() -> None:
+    result = _backend.runtime().stateless().call("fast-crewai:core/tool-guard@0.1.0", "repair", "no json here")
     err = error_of(result)
-    assert err is not None and err.tag == "not-implemented"
-    assert "not implemented" in err.payload
+    assert err is not None and err.tag == "unreadable"
+    assert err.payload.message == "no JSON object or array found"

@@ -10,10 +10,7 @@
 
 use std::collections::HashMap;
 
-/// BM25 term-frequency saturation.
-pub const K1: f64 = 1.2;
-/// BM25 length normalisation.
-pub const B: f64 = 0.75;
+use super::constants::constants;
 
 /// Calls `f` with each token of `text`: maximal runs of alphanumeric
 /// characters (`char::is_alphanumeric`), lowercased with `str::to_lowercase`.
@@ -187,6 +184,7 @@ impl TextIndex {
             return Vec::new();
         }
         let avgdl = self.total_len as f64 / n as f64;
+        let (k1, b) = (constants().bm25_k1, constants().bm25_b);
         let mut scores = vec![0.0f64; n];
         let mut touched: Vec<usize> = Vec::new();
         for term in query_terms {
@@ -197,7 +195,7 @@ impl TextIndex {
                 let row = p.row as usize;
                 let tf = f64::from(p.tf);
                 let dl = f64::from(self.docs[row].len);
-                let part = idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * dl / avgdl));
+                let part = idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avgdl));
                 if scores[row] == 0.0 {
                     touched.push(row);
                 }

@@ -6,16 +6,10 @@
 use std::collections::HashMap;
 
 use super::bm25::TextIndex;
+use super::constants::constants;
 use super::kernel;
 use super::MemError;
 use crate::json::Value;
-
-/// The most vector data a store may hold: `BYTES_PER_ELEMENT` per vector
-/// element, under 4 GiB because the core's 32-bit linear memory also has to
-/// hold the records, the text index and SQLite.
-pub const MAX_VECTOR_BYTES: u64 = 3 << 30;
-/// The float32 vector and its int8 copy.
-pub const BYTES_PER_ELEMENT: u64 = 5;
 
 /// One memory record, with its JSON fields parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +98,10 @@ pub struct Index {
     records: Vec<Record>,
     by_id: HashMap<String, usize>,
     text: TextIndex,
+    /// How many rows hold a vector with a NaN or infinite element (only a
+    /// file written by another tool has them; saves refuse them). Their
+    /// norm is not finite, which is how the scans recognise and skip them.
+    unusable: usize,
 }
 
 fn capacity_error(what: &str) -> MemError {
@@ -190,17 +188,29 @@ impl Index {
         &self.text
     }
 
+    /// Whether some row's vector is unusable (see [`Index::norm`]: it is
+    /// then not finite); vector search skips such rows.
+    pub fn has_unusable(&self) -> bool {
+        self.unusable > 0
+    }
+
     /// Reserves room for `rows` records in total with vectors of `dim`
     /// (the store's dimension once the write lands), so that the following
     /// pushes cannot fail. Errors with `capacity` beyond the store's limit or
     /// when memory cannot be had.
     pub fn reserve(&mut self, rows: usize, dim: Option<usize>) -> Result<(), MemError> {
         if let Some(d) = dim {
-            let bytes = (rows as u64).saturating_mul(d as u64).saturating_mul(BYTES_PER_ELEMENT);
-            if bytes > MAX_VECTOR_BYTES {
+            // Under 4 GiB: the core's 32-bit linear memory also holds the
+            // records, the text index and SQLite.
+            let c = constants();
+            let bytes = (rows as u64)
+                .saturating_mul(d as u64)
+                .saturating_mul(c.bytes_per_element);
+            if bytes > c.max_vector_bytes {
                 return Err(MemError::Capacity(format!(
                     "{rows} vectors of dimension {d} need {bytes} bytes, over the store's \
-                     limit of {MAX_VECTOR_BYTES}"
+                     limit of {}",
+                    c.max_vector_bytes
                 )));
             }
             let floats = usize::try_from(rows as u64 * d as u64).map_err(|_| capacity_error("the vectors"))?;
@@ -242,8 +252,10 @@ impl Index {
         &self.qcodes[row]
     }
 
-    /// Quantises `embedding` into the int8 row `row` (which must exist).
+    /// Quantises `embedding` into the int8 row `row` (which must exist, its
+    /// norm set); an unusable vector gets the zero code, as no vector does.
     fn quantize_row(&mut self, row: usize, embedding: Option<&[f32]>) {
+        let embedding = embedding.filter(|_| self.norms[row].is_finite());
         self.qcodes[row] = match (self.dim, embedding) {
             (Some(d), Some(e)) => kernel::quantize(e, &mut self.qvectors[row * d..(row + 1) * d]),
             (Some(d), None) => {
@@ -259,7 +271,9 @@ impl Index {
     /// sequence number. Call [`Index::reserve`] first.
     pub fn upsert(&mut self, record: Record, embedding: Option<&[f32]>, seq: i64) {
         let norm = embedding.map_or(0.0, kernel::norm);
+        self.unusable += usize::from(!norm.is_finite());
         if let Some(&row) = self.by_id.get(&record.id) {
+            self.unusable -= usize::from(!self.norms[row].is_finite());
             if let Some(d) = self.dim {
                 let dst = &mut self.vectors[row * d..(row + 1) * d];
                 match embedding {
@@ -314,6 +328,7 @@ impl Index {
 
     fn swap_remove(&mut self, row: usize) {
         let last = self.len() - 1;
+        self.unusable -= usize::from(!self.norms[row].is_finite());
         if let Some(d) = self.dim {
             if row != last {
                 self.vectors.copy_within(last * d..(last + 1) * d, row * d);
@@ -356,9 +371,10 @@ impl Index {
         assert_eq!(self.vectors.len(), n * self.dim.unwrap_or(0));
         assert_eq!(self.qvectors.len(), n * self.dim.unwrap_or(0));
         assert_eq!(self.qcodes.len(), n);
+        assert_eq!(self.unusable, self.norms.iter().filter(|x| !x.is_finite()).count());
         for row in 0..n {
             let mut q = vec![0i8; self.dim.unwrap_or(0)];
-            let want = match self.embedding(row) {
+            let want = match self.embedding(row).filter(|_| self.norms[row].is_finite()) {
                 Some(e) => kernel::quantize(e, &mut q),
                 None => kernel::Quantized::default(),
             };

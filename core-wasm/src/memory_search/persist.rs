@@ -6,40 +6,24 @@
 //! records by their latest write, survives `VACUUM`, and is what the index
 //! uses to break ties.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
+use super::constants::{constants, MIGRATIONS, SCHEMA};
 use super::index::{Index, Record};
-use super::MemError;
+use super::{memory, MemError};
 use crate::json::{self, Value};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS memories (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    content TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    categories TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    importance REAL NOT NULL,
-    created_at TEXT NOT NULL,
-    created_ts REAL NOT NULL,
-    last_accessed TEXT NOT NULL,
-    source TEXT,
-    private INTEGER NOT NULL,
-    embedding BLOB
-);
-CREATE TABLE IF NOT EXISTS store_meta (
-    key TEXT PRIMARY KEY,
-    value
-);
-INSERT OR IGNORE INTO store_meta (key, value) VALUES ('schema_version', 1);
-";
 
 const DIMENSION_KEY: &str = "dimension";
 
 impl From<rusqlite::Error> for MemError {
     fn from(err: rusqlite::Error) -> Self {
-        MemError::Storage(err.to_string())
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OutOfMemory) => {
+                MemError::Capacity(format!("SQLite ran out of the core's memory: {err}"))
+            }
+            _ => MemError::Storage(err.to_string()),
+        }
     }
 }
 
@@ -58,26 +42,59 @@ pub fn open(path: &str) -> Result<Connection, MemError> {
     let conn = Connection::open_with_flags_and_vfs(path, flags, "unix-none")?;
     #[cfg(not(target_arch = "wasm32"))]
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("delete") && !mode.eq_ignore_ascii_case("memory") {
+    let c = constants();
+    conn.busy_timeout(std::time::Duration::from_millis(c.busy_timeout_ms))?;
+    let mode: String = conn.query_row(&format!("PRAGMA journal_mode={}", c.journal_mode), [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case(&c.journal_mode) && !mode.eq_ignore_ascii_case("memory") {
         return Err(MemError::Storage(format!(
-            "could not switch the journal to DELETE mode (it is {mode})"
+            "could not switch the journal to {} mode (it is {mode})",
+            c.journal_mode
         )));
     }
-    // 32 KiB pages keep a row with a vector of up to ~8000 dimensions on its
-    // leaf page instead of an overflow chain, and halve the WASI calls per
-    // megabyte, each a host call in wasmtime (bulk saves and reopens were
-    // faster than with 16 KiB). 64 KiB pages fail with an I/O error through
-    // WASI. Only takes effect on a new file.
-    // A 16 MiB page cache lets a batch of a thousand 1536-dimensional rows
+    // The page size (32 KiB) keeps a row with a vector of up to ~8000
+    // dimensions on its leaf page instead of an overflow chain, and halves the
+    // WASI calls per megabyte, each a host call in wasmtime (bulk saves and
+    // reopens were faster than with 16 KiB). 64 KiB pages fail with an I/O
+    // error through WASI. Only takes effect on a new file.
+    // The 16 MiB page cache lets a batch of a thousand 1536-dimensional rows
     // commit without spilling (each spill costs an extra journal sync).
-    conn.execute_batch("PRAGMA page_size=32768; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384;")?;
-    conn.execute_batch(&format!("BEGIN IMMEDIATE;{SCHEMA}COMMIT;"))
+    conn.execute_batch(&c.pragmas())?;
+    transaction(&conn, SCHEMA)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Runs `sql` in one write transaction.
+fn transaction(conn: &Connection, sql: &str) -> Result<(), MemError> {
+    conn.execute_batch(&format!("BEGIN IMMEDIATE;{sql}COMMIT;"))
         .inspect_err(|_| {
             let _ = conn.execute_batch("ROLLBACK");
         })?;
-    Ok(conn)
+    Ok(())
+}
+
+/// Brings a file written by an older version up to the current schema
+/// (each migration is idempotent and sets the new version itself); refuses
+/// one written by a newer version.
+fn migrate(conn: &Connection) -> Result<(), MemError> {
+    let version: i64 = conn
+        .query_row("SELECT value FROM store_meta WHERE key = 'schema_version'", [], |r| {
+            r.get(0)
+        })
+        .map_err(|_| corrupt("schema_version"))?;
+    let current = constants().schema_version;
+    if version > current {
+        return Err(MemError::Storage(format!(
+            "the memory store was written by a newer fast-crewai (schema version {version}; \
+             this one reads up to {current})"
+        )));
+    }
+    for (to, sql) in MIGRATIONS {
+        if version < to {
+            transaction(conn, sql)?;
+        }
+    }
+    Ok(())
 }
 
 /// `PRAGMA data_version`: changes when another connection commits.
@@ -111,7 +128,19 @@ pub fn load(conn: &Connection) -> Result<Index, MemError> {
     )?;
     let mut cursor = stmt.query([])?;
     let mut scratch: Vec<f32> = Vec::new();
+    let mut loading = memory::Loading::default();
     while let Some(row) = cursor.next()? {
+        let text_len = |i: usize| {
+            row.get_ref(i).map(|v| match v {
+                ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
+                _ => 0,
+            })
+        };
+        let mut other = 0usize;
+        for i in [1, 3, 4, 5, 7, 9, 10] {
+            other = other.saturating_add(text_len(i)?);
+        }
+        loading.add(memory::growth(text_len(2)?, other))?;
         let seq: i64 = row.get(0)?;
         let id: String = row.get(1)?;
         let categories =

@@ -20,6 +20,8 @@ SUITES = {
     "serde": "fast_crewai.bench.serde",
     "memory": "fast_crewai.bench.memory",
     "sqlite": "fast_crewai.bench.sqlite",
+    "tasks": "fast_crewai.bench.tasks",
+    "tools": "fast_crewai.bench.tools",
 }
 
 

@@ -12,6 +12,7 @@ import ast
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,10 +94,14 @@ class ScriptedLLM(BaseLLM):
     verbatim is not inserted again.
 
     Every call is recorded in :attr:`calls` (shared with the copies memory
-    makes of its LLM), so tests can check what the model was shown.
+    makes of its LLM), so tests can check what the model was shown, and
+    counted in the token usage as a provider would (a quarter token per
+    character, in and out). ``latency`` makes each call wait that many
+    seconds first, a stand-in for a model's network time.
     """
 
     llm_type: str = "scripted"
+    latency: float = 0.0
     calls: list[ScriptedCall] = Field(default_factory=list, exclude=True)
     _calls_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -128,6 +133,8 @@ class ScriptedLLM(BaseLLM):
         from_agent: Any = None,
         response_model: type[BaseModel] | None = None,
     ) -> Any:
+        if self.latency > 0:
+            time.sleep(self.latency)
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         texts = [(str(m.get("role", "user")), message_content_text(m)) for m in messages]
@@ -158,6 +165,8 @@ class ScriptedLLM(BaseLLM):
         text = answer if isinstance(answer, str) else json.dumps(answer)
         with self._calls_lock:
             self.calls.append(ScriptedCall(kind=kind, messages=texts, answer=text))
+        prompt_tokens = self.get_input_tokens_count(messages)
+        self._track_token_usage_internal({"prompt_tokens": prompt_tokens, "completion_tokens": (len(text) + 3) // 4})
         if response_model is not None and not isinstance(answer, str):
             return response_model.model_validate(answer)
         return text

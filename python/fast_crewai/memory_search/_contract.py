@@ -8,8 +8,10 @@ same JSON).
 Records, filters and results are JSON text; see the WIT file for their
 shape. Errors: ``invalid-input`` is :class:`InvalidRecordError`,
 ``dimension-mismatch`` :class:`DimensionMismatchError`, ``capacity``
-:class:`StoreCapacityError`, ``storage`` :class:`StorageFailure`. A string
-holding a lone surrogate is invalid input on both backends.
+:class:`StoreCapacityError`, ``storage`` :class:`StorageFailure`,
+``record-too-large`` :class:`RecordTooLargeError` and ``result-too-large``
+:class:`ResultTooLargeError`. A string holding a lone surrogate is invalid
+input on both backends.
 
 Processes are serialised by :class:`~fast_crewai.runtime.filelock.FileLock`
 (shared for reads, exclusive for writes and for the first read after a
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,14 +38,47 @@ INTERFACE = "fast-crewai:core/memory-search@0.1.0"
 #: Seconds a call waits for another process's hold on the store's file lock.
 LOCK_TIMEOUT = 30.0
 U32_MAX = (1 << 32) - 1
+
+
+def _package_text(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+# What both backends must agree on is written once, in files beside this
+# module that the core embeds at compile time (core-wasm/src/memory_search/
+# constants.rs): the tables (schema.sql) and the constants (constants.json).
+#: The statements creating the store's tables, run in the open's transaction.
+SCHEMA = _package_text("schema.sql")
+#: The migrations of older files: each brings a file whose ``schema_version``
+#: is below its number up to it (idempotent; it sets the version itself).
+MIGRATIONS = ((2, _package_text("migrate_2.sql")),)
+_CONSTANTS: dict[str, Any] = json.loads(_package_text("constants.json"))
+#: The ``schema_version`` this version writes and reads.
+SCHEMA_VERSION = int(_CONSTANTS["schema_version"])
+#: The journal mode, page size (of a new file), synchronous level, page cache
+#: size (negative: KiB) and lock wait of every connection to a store.
+JOURNAL_MODE = str(_CONSTANTS["journal_mode"])
+PAGE_SIZE = int(_CONSTANTS["page_size"])
+SYNCHRONOUS = str(_CONSTANTS["synchronous"])
+CACHE_SIZE = int(_CONSTANTS["cache_size"])
+BUSY_TIMEOUT = int(_CONSTANTS["busy_timeout_ms"]) / 1000
+#: BM25 parameters.
+K1 = float(_CONSTANTS["bm25_k1"])
+B = float(_CONSTANTS["bm25_b"])
 #: The most vector data a store may hold (the core's limit: its 4 GiB linear
-#: memory also holds the records, the text index and SQLite).
-MAX_VECTOR_BYTES = 3 << 30
-#: Per vector element: the float32 value and the core's int8 copy of it.
-BYTES_PER_ELEMENT = 5
-#: BM25 parameters, as in the core.
-K1 = 1.2
-B = 0.75
+#: memory also holds the records, the text index and SQLite), counted at
+#: ``BYTES_PER_ELEMENT`` per vector element: the float32 value and the core's
+#: int8 copy of it.
+MAX_VECTOR_BYTES = int(_CONSTANTS["max_vector_bytes"])
+BYTES_PER_ELEMENT = int(_CONSTANTS["bytes_per_element"])
+#: The most one record may take as the store returns it (JSON, the embedding
+#: as hex): saves refuse larger ones, so every record saved can be read back.
+MAX_RECORD_BYTES = int(_CONSTANTS["max_record_bytes"])
+#: The most one call may return (UTF-8 bytes of its JSON): wasmtime refuses to
+#: copy more than 128 MiB from the core to the host in one call.
+MAX_RESULT_BYTES = int(_CONSTANTS["max_result_bytes"])
+#: The pragmas every connection sets after choosing its journal mode.
+PRAGMAS = f"PRAGMA page_size={PAGE_SIZE}; PRAGMA synchronous={SYNCHRONOUS}; PRAGMA cache_size={CACHE_SIZE};"
 
 
 class MemoryIndex(Protocol):

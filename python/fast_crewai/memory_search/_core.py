@@ -13,11 +13,14 @@ from .._errors import (
     DimensionMismatchError,
     InvalidRecordError,
     MemoryStoreError,
+    RecordTooLargeError,
+    ResultTooLargeError,
     StorageFailure,
     StoreCapacityError,
 )
 from ..runtime import backend as _backend
 from ..runtime.filelock import ChangeCounter
+from ..runtime.settings import memory_limit_bytes
 
 if TYPE_CHECKING:
     from ..runtime._wasm import Instance
@@ -28,6 +31,8 @@ _CORE_ERRORS: dict[str, type[MemoryStoreError]] = {
     "invalid-input": InvalidRecordError,
     "capacity": StoreCapacityError,
     "storage": StorageFailure,
+    "record-too-large": RecordTooLargeError,
+    "result-too-large": ResultTooLargeError,
 }
 
 
@@ -90,6 +95,15 @@ class WasmMemoryIndex(_Guarded):
         return _checked(result)
 
     def save(self, records: str) -> int:
+        # The text is copied into the core, then parsed into a few times its
+        # size there; past a quarter of the core's memory limit that can
+        # never fit, and copying it in would trap.
+        limit = memory_limit_bytes()
+        if len(records) > limit // 4:
+            raise StoreCapacityError(
+                f"a batch of {len(records)} characters cannot fit in the core's memory "
+                f"(FAST_CREWAI_MEMORY_LIMIT_MB={limit >> 20}); save fewer records at a time"
+            )
         return int(self._call(True, "save", records))
 
     def search(self, query: str, filter: str, limit: int, min_score: float) -> str:

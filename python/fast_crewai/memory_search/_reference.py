@@ -5,6 +5,7 @@ results.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -24,9 +25,22 @@ from .._errors import (
     InvalidRecordError,
     MemoryStoreError,
     StorageFailure,
+    StoreCapacityError,
 )
 from ..runtime.settings import call_timeout
-from ._contract import U32_MAX, _dumps, _Guarded, _surrogate_error, _u32
+from ._contract import (
+    BUSY_TIMEOUT,
+    JOURNAL_MODE,
+    MIGRATIONS,
+    PRAGMAS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    U32_MAX,
+    _dumps,
+    _Guarded,
+    _surrogate_error,
+    _u32,
+)
 from ._reference_input import (
     Vector,
     _decode_vector,
@@ -36,31 +50,10 @@ from ._reference_input import (
     _parse_records,
     _plain_text,
     _Record,
+    _rooted_prefix,
 )
-from ._reference_table import _squared_distances, _Table, _total_order
+from ._reference_table import _bounded, _check_record_size, _squared_distances, _Table, _total_order
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS memories (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    content TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    categories TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    importance REAL NOT NULL,
-    created_at TEXT NOT NULL,
-    created_ts REAL NOT NULL,
-    last_accessed TEXT NOT NULL,
-    source TEXT,
-    private INTEGER NOT NULL,
-    embedding BLOB
-);
-CREATE TABLE IF NOT EXISTS store_meta (
-    key TEXT PRIMARY KEY,
-    value
-);
-INSERT OR IGNORE INTO store_meta (key, value) VALUES ('schema_version', 1);
-"""
 _COLUMNS = (
     "id, content, scope, categories, metadata, importance, created_at, created_ts, last_accessed, source, private, "
     "embedding"
@@ -84,7 +77,7 @@ class PythonMemoryIndex(_Guarded):
         # PRAGMA data_version when the table was loaded; None forces a load.
         self._version: int | None = None
         try:
-            self._conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StorageFailure(str(exc)) from None
         self._conn.set_progress_handler(self._past_deadline, 1000)
@@ -99,16 +92,28 @@ class PythonMemoryIndex(_Guarded):
 
     def _initialise(self, conn: sqlite3.Connection) -> None:
         # What the core's open does, in the same order.
-        (mode,) = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
-        if str(mode).lower() not in ("delete", "memory"):
-            raise StorageFailure(f"could not switch the journal to DELETE mode (it is {mode})")
-        # The core's page size (see its persist.rs): a file either backend
-        # creates is laid out alike.
-        conn.execute("PRAGMA page_size=32768")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA cache_size=-16384")
-        conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        (mode,) = conn.execute(f"PRAGMA journal_mode={JOURNAL_MODE}").fetchone()
+        if str(mode).lower() not in (JOURNAL_MODE.lower(), "memory"):
+            raise StorageFailure(f"could not switch the journal to {JOURNAL_MODE} mode (it is {mode})")
+        conn.executescript(PRAGMAS)
+        conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+        self._migrate(conn)
         self._sync(conn)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """The core's migrate (see its persist.rs), step for step."""
+        (version,) = conn.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() or (None,)
+        if not isinstance(version, int):
+            raise _corrupt("schema_version")
+        if version > SCHEMA_VERSION:
+            raise StorageFailure(
+                f"the memory store was written by a newer fast-crewai (schema version {version}; "
+                f"this one reads up to {SCHEMA_VERSION})"
+            )
+        for to, sql in MIGRATIONS:
+            if version < to:
+                conn.executescript(f"BEGIN IMMEDIATE;{sql}COMMIT;")
 
     def _run(self, write: bool, work: Callable[[sqlite3.Connection], Any]) -> Any:
         """Runs ``work`` under the locks and the call deadline; a failed call
@@ -131,6 +136,11 @@ class PythonMemoryIndex(_Guarded):
                     raise StorageFailure(str(exc)) from None
                 if isinstance(exc, UnicodeEncodeError):
                     raise _surrogate_error() from None
+                if isinstance(exc, MemoryError):
+                    # Perhaps after COMMIT, with the table half updated: the
+                    # next call reloads it from the file.
+                    self._version = None
+                    raise StoreCapacityError("out of memory in the memory store") from None
                 raise
             finally:
                 self._deadline = math.inf
@@ -228,6 +238,8 @@ class PythonMemoryIndex(_Guarded):
         batch = _parse_records(_plain_text(records))
         if not batch:
             return 0
+        for i, (r, e) in enumerate(batch):
+            _check_record_size(r, None if e is None else len(e), f"records[{i}]")
 
         def work(conn: sqlite3.Connection) -> int:
             table = self._begin_write(conn)
@@ -316,6 +328,10 @@ class PythonMemoryIndex(_Guarded):
             if not rows:
                 conn.execute("ROLLBACK")
                 return 0
+            for row in rows:
+                touched = dataclasses.replace(table.records[row], last_accessed=at)
+                dim = table.dim if touched.has_embedding else None
+                _check_record_size(touched, dim, f"record {json.dumps(touched.id, ensure_ascii=False)}")
             conn.executemany(
                 "UPDATE memories SET last_accessed = ? WHERE seq = ?", [(at, int(table.seqs[row])) for row in rows]
             )
@@ -348,7 +364,9 @@ class PythonMemoryIndex(_Guarded):
             seqs = table.seqs[:n] if rows is None else table.seqs[rows]
             d = np.maximum(_squared_distances(vectors, q), 0.0)
             scores = 1.0 / (1.0 + d)
-            keep = np.flatnonzero(scores >= min_score)
+            passing = scores >= min_score
+            usable = table.usable(rows)
+            keep = np.flatnonzero(passing if usable is None else passing & usable)
             best = keep[np.lexsort((seqs[keep], d[keep]))[:limit]]
             return table.hits_json((int(i) if rows is None else int(rows[i]), float(scores[i])) for i in best)
 
@@ -378,7 +396,7 @@ class PythonMemoryIndex(_Guarded):
 
         def work(table: _Table) -> str | None:
             row = table.by_id.get(id)
-            return None if row is None else table.record_json(row)
+            return None if row is None else _bounded(table.record_json(row))
 
         found: str | None = self._read(work)
         return found
@@ -391,12 +409,12 @@ class PythonMemoryIndex(_Guarded):
         def work(table: _Table) -> str:
             rows = f.rows(table)
             rows.sort(key=lambda row: (_total_order(table.records[row].created_ts), int(table.seqs[row])), reverse=True)
-            return "[" + ",".join(table.record_json(row) for row in rows[offset : offset + limit]) + "]"
+            return table.rows_json(rows[offset : offset + limit])
 
         return str(self._read(work))
 
     def scope_info(self, scope: str) -> str:
-        prefix = _plain_text(scope).rstrip("/")
+        prefix = _rooted_prefix(_plain_text(scope))
         child_prefix = prefix + "/"
 
         def work(table: _Table) -> str:
@@ -416,20 +434,22 @@ class PythonMemoryIndex(_Guarded):
                 ends.append((_total_order(r.created_ts), int(table.seqs[row]), row))
             oldest = table.records[min(ends)[2]].created_at if ends else None
             newest = table.records[max(ends)[2]].created_at if ends else None
-            return _dumps(
-                {
-                    "record_count": count,
-                    "categories": sorted(categories),
-                    "oldest": oldest,
-                    "newest": newest,
-                    "child_scopes": sorted(children),
-                }
+            return _bounded(
+                _dumps(
+                    {
+                        "record_count": count,
+                        "categories": sorted(categories),
+                        "oldest": oldest,
+                        "newest": newest,
+                        "child_scopes": sorted(children),
+                    }
+                )
             )
 
         return str(self._read(work))
 
     def list_scopes(self, parent: str) -> str:
-        prefix = _plain_text(parent).rstrip("/") + "/"
+        prefix = _rooted_prefix(_plain_text(parent)) + "/"
 
         def work(table: _Table) -> str:
             children = set()
@@ -438,7 +458,7 @@ class PythonMemoryIndex(_Guarded):
                     first = r.scope[len(prefix) :].split("/", 1)[0]
                     if first:
                         children.add(prefix + first)
-            return _dumps(sorted(children))
+            return _bounded(_dumps(sorted(children)))
 
         return str(self._read(work))
 
@@ -450,7 +470,7 @@ class PythonMemoryIndex(_Guarded):
             for r in table.records:
                 if f.matches(r):
                     counts.update(set(r.categories))
-            return _dumps({c: counts[c] for c in sorted(counts)})
+            return _bounded(_dumps({c: counts[c] for c in sorted(counts)}))
 
         return str(self._read(work))
 

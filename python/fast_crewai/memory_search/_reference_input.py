@@ -153,7 +153,7 @@ def _parse_record(item: Any, i: int) -> tuple[_Record, Vector | None]:
     record = _Record(
         id=given["id"],
         content=given["content"],
-        scope=given.get("scope", "/"),
+        scope=_rooted_scope(given.get("scope", "/")),
         categories=given.get("categories", []),
         metadata=given.get("metadata", {}),
         importance=given.get("importance", 0.5),
@@ -174,13 +174,24 @@ def _parse_records(text: str) -> list[tuple[_Record, Vector | None]]:
     return [_parse_record(item, i) for i, item in enumerate(items)]
 
 
+def _rooted_scope(scope: str) -> str:
+    """A scope as the store keeps it: with a leading ``/`` added when it
+    lacks one, so that rooted prefixes reach it."""
+    return scope if scope.startswith("/") else "/" + scope
+
+
+def _rooted_prefix(prefix: str) -> str:
+    """A scope prefix as it is compared: trailing ``/`` removed, rooted;
+    empty for the root (everything)."""
+    trimmed = prefix.rstrip("/")
+    return trimmed if not trimmed or trimmed.startswith("/") else "/" + trimmed
+
+
 def _effective_prefix(prefix: str | None) -> str | None:
-    """A scope prefix without trailing ``/``; None when nothing is left (no
-    constraint)."""
+    """:func:`_rooted_prefix`, None for the root (no constraint)."""
     if prefix is None:
         return None
-    trimmed = prefix.rstrip("/")
-    return trimmed or None
+    return _rooted_prefix(prefix) or None
 
 
 def _in_scope(scope: str, prefix: str) -> bool:

@@ -13,9 +13,11 @@ import numpy.typing as npt
 import regex
 
 from .._errors import (
+    RecordTooLargeError,
+    ResultTooLargeError,
     StoreCapacityError,
 )
-from ._contract import BYTES_PER_ELEMENT, K1, MAX_VECTOR_BYTES, B, _dumps
+from ._contract import BYTES_PER_ELEMENT, K1, MAX_RECORD_BYTES, MAX_RESULT_BYTES, MAX_VECTOR_BYTES, B, _dumps
 from ._reference_input import (
     Vector,
     _Record,
@@ -89,6 +91,9 @@ class _Table:
         self.vectors: Vector = np.zeros((0, dim or 0), dtype="<f4")
         self.seqs: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self.text = _TextIndex()
+        # Ids whose vector holds NaN or an infinity (only a file written by
+        # another tool has one): never a vector-search hit, as in the core.
+        self.unusable: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -128,6 +133,9 @@ class _Table:
             self.records[row] = record
         if self.dim is not None:
             self.vectors[row] = 0.0 if embedding is None else embedding
+        self.unusable.discard(record.id)
+        if embedding is not None and not np.isfinite(embedding).all():
+            self.unusable.add(record.id)
         self.seqs[row] = seq
         self.text.add(record.id, record.content)
 
@@ -143,7 +151,17 @@ class _Table:
                 self.seqs[row] = self.seqs[last]
             self.records.pop()
             del self.by_id[removed.id]
+            self.unusable.discard(removed.id)
             self.text.remove(removed.id)
+
+    def usable(self, rows: npt.NDArray[np.intp] | None) -> npt.NDArray[np.bool_] | None:
+        """Which of ``rows`` (all when None) have a usable vector; None when
+        every row has."""
+        if not self.unusable:
+            return None
+        ok = np.ones(len(self.records), dtype=bool)
+        ok[[self.by_id[id] for id in self.unusable]] = False
+        return ok if rows is None else ok[rows]
 
     def embedding(self, row: int) -> str | None:
         if not self.records[row].has_embedding:
@@ -152,26 +170,71 @@ class _Table:
         return vector.tobytes().hex()
 
     def record_json(self, row: int) -> str:
-        r = self.records[row]
-        return _dumps(
-            {
-                "id": r.id,
-                "content": r.content,
-                "scope": r.scope,
-                "categories": r.categories,
-                "metadata": r.metadata,
-                "importance": r.importance,
-                "created_at": r.created_at,
-                "created_ts": r.created_ts,
-                "last_accessed": r.last_accessed,
-                "source": r.source,
-                "private": r.private,
-                "embedding": self.embedding(row),
-            }
-        )
+        return _record_json(self.records[row], self.embedding(row))
+
+    def rows_json(self, rows: Iterable[int]) -> str:
+        return _bounded_array(self.record_json(row) for row in rows)
 
     def hits_json(self, hits: Iterable[tuple[int, float]]) -> str:
-        return "[" + ",".join(f"[{self.record_json(row)},{float(score)!r}]" for row, score in hits) + "]"
+        return _bounded_array(f"[{self.record_json(row)},{float(score)!r}]" for row, score in hits)
+
+
+def _record_json(r: _Record, embedding: str | None) -> str:
+    """The record as the store returns it (the core's codec writes the same
+    text)."""
+    return _dumps(
+        {
+            "id": r.id,
+            "content": r.content,
+            "scope": r.scope,
+            "categories": r.categories,
+            "metadata": r.metadata,
+            "importance": r.importance,
+            "created_at": r.created_at,
+            "created_ts": r.created_ts,
+            "last_accessed": r.last_accessed,
+            "source": r.source,
+            "private": r.private,
+            "embedding": embedding,
+        }
+    )
+
+
+def _check_record_size(r: _Record, dim: int | None, what: str) -> None:
+    """Refuses a record larger than ``MAX_RECORD_BYTES`` as the store would
+    return it, with an embedding of ``dim`` elements (None: none)."""
+    size = len(_record_json(r, None).encode()) - len("null") + (len("null") if dim is None else 8 * dim + 2)
+    if size > MAX_RECORD_BYTES:
+        raise RecordTooLargeError(
+            f"{what} is {size} bytes as the store returns it (JSON, the embedding as hex), "
+            f"over the limit of {MAX_RECORD_BYTES}"
+        )
+
+
+def _result_too_large() -> ResultTooLargeError:
+    return ResultTooLargeError(
+        f"the result would be over {MAX_RESULT_BYTES} bytes, the most one call may return; ask for fewer records"
+    )
+
+
+def _bounded(text: str) -> str:
+    """``text``, unless its UTF-8 form is over ``MAX_RESULT_BYTES``."""
+    if len(text) * 4 > MAX_RESULT_BYTES and len(text.encode()) > MAX_RESULT_BYTES:
+        raise _result_too_large()
+    return text
+
+
+def _bounded_array(items: Iterable[str]) -> str:
+    """The JSON array of ``items``, given up as soon as it must outgrow
+    ``MAX_RESULT_BYTES`` (so a huge result is never built whole)."""
+    parts: list[str] = []
+    size = len("[]") - len(",")
+    for item in items:
+        size += len(item.encode()) + len(",")
+        if size > MAX_RESULT_BYTES:
+            raise _result_too_large()
+        parts.append(item)
+    return "[" + ",".join(parts) + "]"
 
 
 _BLOCK = 16

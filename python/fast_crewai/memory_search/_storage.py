@@ -11,9 +11,11 @@ Where it deliberately differs from ``LanceDBStorage``:
   LanceDB filters categories and metadata after fetching ``3 * limit``
   candidates, so it can return fewer (or other) records.
 * Scope prefixes match by path segment (``/crew/a`` matches ``/crew/a`` and
-  ``/crew/a/x``, not ``/crew/ab``), and a prefix without a leading ``/`` gets
-  one, in every method (LanceDB adds it in some methods only). ``delete`` with
-  a scope no longer also deletes the records of the root scope ``/``.
+  ``/crew/a/x``, not ``/crew/ab``). A scope or prefix without a leading ``/``
+  gets one, in every method and when a record is saved (LanceDB adds it to
+  prefixes in some methods only and stores scopes as given); opening a store
+  written before this rule roots its scopes. ``delete`` with a scope no
+  longer also deletes the records of the root scope ``/``.
 * ``delete`` ANDs all the criteria it is given (LanceDB ignores some
   combinations), and ``delete(record_ids=[])`` deletes nothing (LanceDB
   deletes everything).
@@ -31,6 +33,7 @@ import asyncio
 import base64
 import json
 import logging
+import numbers
 import os
 import sys
 import weakref
@@ -204,14 +207,57 @@ def _wire(value: Any, what: str) -> str:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise InvalidRecordError(f"{what} cannot be stored as JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRecordError(f"{what} is nested too deeply to store as JSON") from None
 
 
-def _rooted(prefix: str | None) -> str | None:
-    """A scope prefix as CrewAI writes scopes (leading ``/``); None for the
-    root, which constrains nothing."""
-    if prefix is None or not prefix.strip("/"):
+# --------------------------------------------------------------------------- arguments
+# What a Python caller may reasonably pass is accepted (numpy integers and
+# floats, tuples); anything else is an InvalidRecordError naming the argument,
+# on either backend, before anything reaches the index.
+
+
+def _wrong(name: str, want: str, value: object) -> InvalidRecordError:
+    return InvalidRecordError(f"{name} must be {want}, not {type(value).__name__}")
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise _wrong(name, "a string", value)
+    return value
+
+
+def _optional_text(value: object, name: str) -> str | None:
+    return None if value is None else _text(value, f"{name} (or None)")
+
+
+def _integer(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _wrong(name, "an integer", value)
+    return int(value)
+
+
+def _real(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _wrong(name, "a number", value)
+    return float(value)
+
+
+def _collection(value: object, name: str) -> list[Any]:
+    """A list, tuple or set (not a string, which would be read letter by letter)."""
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise _wrong(name, "a list", value)
+    return list(value)
+
+
+def _strings(value: object, name: str) -> list[str] | None:
+    if value is None:
         return None
-    return prefix if prefix.startswith("/") else "/" + prefix
+    items = _collection(value, f"{name} (or None)")
+    for item in items:
+        if not isinstance(item, str):
+            raise _wrong(f"every item of {name}", "a string", item)
+    return items
 
 
 def _filter(
@@ -222,16 +268,20 @@ def _filter(
     older_than: datetime | None = None,
 ) -> str:
     members: dict[str, Any] = {}
-    if (rooted := _rooted(scope_prefix)) is not None:
-        members["scope_prefix"] = rooted
+    if scope_prefix is not None:
+        members["scope_prefix"] = _text(scope_prefix, "scope_prefix (or None)")
     # Empty lists and dicts mean "no filter", as in LanceDBStorage.
-    if categories:
-        members["categories"] = list(categories)
+    if categories := _strings(categories, "categories"):
+        members["categories"] = categories
+    if metadata_filter is not None and not isinstance(metadata_filter, dict):
+        raise _wrong("metadata_filter (or None)", "a dict", metadata_filter)
     if metadata_filter:
         members["metadata"] = metadata_filter
     if record_ids:
         members["ids"] = [str(i) for i in record_ids]
     if older_than is not None:
+        if not isinstance(older_than, datetime):
+            raise _wrong("older_than (or None)", "a datetime", older_than)
         members["older_than"] = _timestamp(older_than)
     return _wire(members, "the filter")
 
@@ -299,8 +349,12 @@ class AcceleratedMemoryStorage:
     # -------------------------------------------------------------- StorageBackend
 
     def save(self, records: list[MemoryRecord]) -> None:
+        records = _collection(records, "records")
         if not records:
             return
+        for record in records:
+            if not isinstance(record, MemoryRecord):
+                raise _wrong("every record", "a MemoryRecord", record)
         wire = "[" + ",".join([record_to_wire(r) for r in records]) + "]"
         try:
             self._live().save(wire)
@@ -320,11 +374,12 @@ class AcceleratedMemoryStorage:
         limit: int = 10,
         min_score: float = 0.0,
     ) -> list[tuple[MemoryRecord, float]]:
+        limit, min_score = _integer(limit, "limit"), _real(min_score, "min_score")
         if limit <= 0:
             return []
         flt = _filter(scope_prefix, categories, metadata_filter)
         try:
-            text = self._live().search(_pack_vector(query_embedding), flt, min(limit, U32_MAX), float(min_score))
+            text = self._live().search(_pack_vector(query_embedding), flt, min(limit, U32_MAX), min_score)
         except DimensionMismatchError as exc:
             raise EmbeddingDimensionMismatchError(exc.stored, exc.given) from None
         return self._hits(text)
@@ -339,6 +394,7 @@ class AcceleratedMemoryStorage:
     ) -> list[tuple[MemoryRecord, float]]:
         """BM25 search of the records' content for the words of ``query``,
         best first, with the same filters as :meth:`search`."""
+        query, limit = _text(query, "query"), _integer(limit, "limit")
         if limit <= 0:
             return []
         flt = _filter(scope_prefix, categories, metadata_filter)
@@ -354,24 +410,27 @@ class AcceleratedMemoryStorage:
     ) -> int:
         """Deletes the records matching every given criterion (all records
         when none is given); returns how many."""
-        if record_ids is not None and not record_ids:
+        ids = None if record_ids is None else _collection(record_ids, "record_ids (or None)")
+        if ids is not None and not ids:
             return 0
-        return self._live().delete(_filter(scope_prefix, categories, metadata_filter, record_ids, older_than))
+        return self._live().delete(_filter(scope_prefix, categories, metadata_filter, ids, older_than))
 
     def get_record(self, record_id: str) -> MemoryRecord | None:
-        found = self._live().get(record_id)
+        found = self._live().get(_text(record_id, "record_id"))
         return None if found is None else record_from_wire(json.loads(found))
 
     def list_records(self, scope_prefix: str | None = None, limit: int = 200, offset: int = 0) -> list[MemoryRecord]:
         """Records under ``scope_prefix``, newest ``created_at`` first."""
+        prefix = _optional_text(scope_prefix, "scope_prefix")
+        limit, offset = _integer(limit, "limit"), _integer(offset, "offset")
         if limit <= 0 or offset < 0:
             return []
-        text = self._live().list(_rooted(scope_prefix), min(limit, U32_MAX), min(offset, U32_MAX))
+        text = self._live().list(prefix, min(limit, U32_MAX), min(offset, U32_MAX))
         return [record_from_wire(item) for item in json.loads(text)]
 
     def get_scope_info(self, scope: str) -> ScopeInfo:
-        path = scope.rstrip("/") or "/"
-        info = json.loads(self._live().scope_info(_rooted(path) or "/"))
+        path = _text(scope, "scope").rstrip("/") or "/"
+        info = json.loads(self._live().scope_info(path))
         return ScopeInfo(
             path=path,
             record_count=info["record_count"],
@@ -382,25 +441,26 @@ class AcceleratedMemoryStorage:
         )
 
     def list_scopes(self, parent: str = "/") -> list[str]:
-        scopes: list[str] = json.loads(self._live().list_scopes(_rooted(parent) or "/"))
+        scopes: list[str] = json.loads(self._live().list_scopes(_text(parent, "parent")))
         return scopes
 
     def list_categories(self, scope_prefix: str | None = None) -> dict[str, int]:
-        counts: dict[str, int] = json.loads(self._live().list_categories(_rooted(scope_prefix)))
+        prefix = _optional_text(scope_prefix, "scope_prefix")
+        counts: dict[str, int] = json.loads(self._live().list_categories(prefix))
         return counts
 
     def count(self, scope_prefix: str | None = None) -> int:
-        return self._live().count(_rooted(scope_prefix))
+        return self._live().count(_optional_text(scope_prefix, "scope_prefix"))
 
     def reset(self, scope_prefix: str | None = None) -> None:
         """Deletes every record under ``scope_prefix``; with none (or ``/``)
         every record, and the stored dimension with them."""
-        self._live().reset(_rooted(scope_prefix))
+        self._live().reset(_optional_text(scope_prefix, "scope_prefix"))
 
     def touch_records(self, record_ids: list[str]) -> None:
         """Sets ``last_accessed`` of these records to now (naive UTC)."""
-        if record_ids:
-            self._live().touch(_wire([str(i) for i in record_ids], "the record ids"), _utc_now_iso())
+        if ids := _collection(record_ids, "record_ids"):
+            self._live().touch(_wire([str(i) for i in ids], "the record ids"), _utc_now_iso())
 
     async def asave(self, records: list[MemoryRecord]) -> None:
         await asyncio.to_thread(self.save, records)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._errors import SerdeError
 from ..runtime import backend as _backend
-from ._contract import INTERFACE
+from ._contract import INTERFACE, require_text
 
 
 class WasmSerde:
@@ -14,7 +14,7 @@ class WasmSerde:
         from ..runtime._wasm import error_of, field
 
         try:
-            result = _backend.runtime().stateless().call(INTERFACE, name, text)
+            result = _backend.runtime().stateless().call(INTERFACE, name, require_text(text))
         except UnicodeEncodeError as exc:
             # A str holding a lone surrogate cannot even cross as UTF-8.
             raise SerdeError("invalid-json", "lone surrogate in string", position=exc.start) from None

@@ -5,18 +5,30 @@ opens databases with the ``unix-none`` VFS and the host serialises
 processes here: ``flock`` on a sidecar file ``<database>.lock``, shared for
 reads and exclusive for writes. The kernel drops a killed process's lock,
 so a ``kill -9`` never leaves a database locked.
+
+The sidecar is opened without following a symbolic link (``O_NOFOLLOW``)
+and must be a regular file, so a planted link cannot make the host create
+or lock a file elsewhere. A reader on read-only media, or in a directory it
+may not write, cannot create the sidecar: it locks an existing one opened
+read-only, and reads without one while there is none (nothing can write
+through such a directory; a writer through another, writable mount creates
+it at its first call, and readers use it from their next).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import threading
 import time
 from pathlib import Path
 
+from .._errors import UnsupportedPlatformError
+
 try:
     import fcntl
-except ImportError:  # pragma: no cover - Windows: threads are still serialised
+except ImportError:  # Windows: refused in FileLock, never silently unlocked
     fcntl = None  # type: ignore[assignment]
 
 
@@ -24,30 +36,72 @@ class LockTimeout(TimeoutError):
     """The lock stayed held by another process past the timeout."""
 
 
+class LockFileRefused(OSError):
+    """The sidecar is a symbolic link or not a regular file; it is never
+    followed or used."""
+
+
+# Why a sidecar could not be created where the database is only read.
+_CANNOT_CREATE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 class FileLock:
     """A reader/writer lock shared by every process that opens ``path``.
 
     Re-entrant within one thread: a write lock held covers nested reads and
-    writes, which lets a transaction span several calls.
+    writes, which lets a transaction span several calls. ``read_only`` is
+    for a holder that never writes: it may lock a sidecar it cannot create
+    or write (see the module docstring). Opening the sidecar raises
+    :class:`LockFileRefused` or the ``OSError`` that stopped it.
     """
 
-    def __init__(self, database: Path, timeout: float = 5.0) -> None:
+    def __init__(self, database: Path, timeout: float = 5.0, *, read_only: bool = False) -> None:
+        if fcntl is None:
+            raise UnsupportedPlatformError(
+                "fast-crewai's stores need fcntl.flock to keep processes from corrupting a database file, "
+                "and this platform has none: use CrewAI's own stores (FAST_CREWAI_MEMORY=0, FAST_CREWAI_DATABASE=0)"
+            )
         self.path = Path(str(database) + ".lock")
         self.timeout = timeout
+        self.read_only = read_only
         self._thread_lock = threading.RLock()
         self._fd: int | None = None
         self._depth = 0
         self._exclusive = False
 
-    def _open(self) -> int:
+    def _open(self) -> int | None:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            flags = os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | flags, 0o644)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self._refused() from None
+                if not self.read_only or exc.errno not in _CANNOT_CREATE:
+                    raise
+                try:
+                    fd = os.open(self.path, os.O_RDONLY | flags)
+                except FileNotFoundError:
+                    return None
+                except OSError as again:
+                    if again.errno == errno.ELOOP:
+                        raise self._refused() from None
+                    raise
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise self._refused()
+            self._fd = fd
         return self._fd
 
+    def _refused(self) -> LockFileRefused:
+        return LockFileRefused(
+            errno.ELOOP, "the lock file is a symbolic link or not a regular file; it is never followed", str(self.path)
+        )
+
     def _flock(self, exclusive: bool) -> None:
-        if fcntl is None:
-            return
         fd = self._open()
+        if fd is None:
+            return
         op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
         deadline = time.monotonic() + self.timeout
         delay = 0.001
@@ -104,12 +158,12 @@ class _Held:
         try:
             lock._depth -= 1
             if self.outermost:
-                if fcntl is not None and lock._fd is not None:
+                if lock._fd is not None:
                     fcntl.flock(lock._fd, fcntl.LOCK_UN)
                 lock._exclusive = False
             elif self.upgrade:
                 # Back to the shared lock the outer block asked for.
-                if fcntl is not None and lock._fd is not None:
+                if lock._fd is not None:
                     fcntl.flock(lock._fd, fcntl.LOCK_SH)
                 lock._exclusive = self.previous
         finally:

@@ -24,6 +24,8 @@ from . import backend as _backend
 logger = logging.getLogger("fast_crewai")
 
 COMPONENTS = ("memory", "tools", "tasks", "serialization", "database")
+# Components whose patches run on the host alone, never in the core.
+HOST_ONLY = frozenset({"tasks"})
 # The CrewAI releases the patches are written for and tested against.
 TESTED_CREWAI = ((1, 15), (1, 16))
 
@@ -115,7 +117,12 @@ def _version_problem() -> str | None:
 
 
 #: The modules whose import registers each component's patches.
-PATCH_MODULES = ("fast_crewai.memory_search._patch", "fast_crewai.sqlite_store._patch")
+PATCH_MODULES = (
+    "fast_crewai.memory_search._patch",
+    "fast_crewai.sqlite_store._patch",
+    "fast_crewai.tasks._patch",
+    "fast_crewai.tool_guard._patch",
+)
 
 
 def _load_builtin_patches() -> None:
@@ -180,11 +187,14 @@ def status() -> dict[str, Any]:
             components[component] = {
                 "enabled": component_enabled(component),
                 # A component with no applied patch is served by CrewAI itself.
-                "backend": backend if serving else "stock",
+                "backend": ("host" if component in HOST_ONLY else backend) if serving else "stock",
                 "active": [p.name for p in patches if p.name in _state.applied],
                 "missing": {p.name: _state.missing[p.name] for p in patches if p.name in _state.missing},
                 "available": [p.name for p in patches],
             }
+        from ..tasks import pool_status
+
+        components["tasks"]["pool"] = pool_status()
         return {
             "acceleration": bool(_state.applied),
             "crewai_version": crewai_version(),
@@ -214,6 +224,11 @@ def format_status(report: dict[str, Any]) -> str:
         active = ", ".join(comp["active"]) or ("-" if comp["available"] else "(no patches in this version)")
         missing = "".join(f"  [missing: {p}]" for p in comp["missing"])
         lines.append(f"{name:<14}{'on' if comp['enabled'] else 'off':<8}{comp['backend']:<9}{active}{missing}")
+    pool = report["components"]["tasks"].get("pool", {})
+    if pool.get("created"):
+        lines.append(
+            f"task pool: {pool['threads']}/{pool['max_workers']} threads, {pool['busy']} busy, {pool['queued']} queued"
+        )
     lines.extend(_reasons(report))
     return "\n".join(lines)
 

@@ -38,6 +38,10 @@ INTERVAL = 0.25
 _pending: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
 _thread: threading.Thread | None = None
 _start_lock = threading.Lock()
+# Releases taken off the queue and not finished yet. Guarded by its own lock,
+# held only to count (never while a release runs, never by a finalizer).
+_running = 0
+_running_lock = threading.Lock()
 
 
 def defer(work: Callable[..., object], *args: Any) -> None:
@@ -48,20 +52,40 @@ def defer(work: Callable[..., object], *args: Any) -> None:
 def drain() -> None:
     """Runs every queued release now. Call only where no lock of this
     package is held by the calling thread."""
+    global _running
     while True:
-        try:
-            work, args = _pending.popleft()
-        except IndexError:
-            return
+        with _running_lock:
+            try:
+                work, args = _pending.popleft()
+            except IndexError:
+                return
+            _running += 1
         try:
             work(*args)
         except Exception:  # a failed release must not break the caller
             logger.debug("fast-crewai: deferred release %r failed", work, exc_info=True)
+        finally:
+            with _running_lock:
+                _running -= 1
 
 
 def pending() -> int:
-    """How many releases wait (for tests and status)."""
-    return len(_pending)
+    """How many releases wait or run now (for tests and status)."""
+    with _running_lock:
+        return len(_pending) + _running
+
+
+def settle(timeout: float = 30.0) -> bool:
+    """Drains, then waits until releases another thread took off the queue
+    have finished too; False if some still run after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        drain()
+        if not pending():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
 
 
 def start() -> None:

@@ -56,6 +56,24 @@ def memory_limit_bytes() -> int:
     return int(_number("FAST_CREWAI_MEMORY_LIMIT_MB", str(MAX_MEMORY_MB), 0.0, MAX_MEMORY_MB, "MiB") * 1024 * 1024)
 
 
+#: The host pool's default bound (see :mod:`fast_crewai.tasks._pool` for why
+#: it does not follow the core count).
+DEFAULT_MAX_WORKERS = 32
+#: More threads than this is a typo, not a configuration.
+MAX_WORKERS_CEILING = 4096
+
+
+def max_workers() -> int:
+    """The bound on the host pool's threads (``FAST_CREWAI_MAX_WORKERS``,
+    default 32), a whole number from 1 to 4096."""
+    value = _number("FAST_CREWAI_MAX_WORKERS", str(DEFAULT_MAX_WORKERS), 0.0, MAX_WORKERS_CEILING, "threads")
+    if value != int(value):
+        raise ConfigurationError(
+            f"FAST_CREWAI_MAX_WORKERS={os.environ.get('FAST_CREWAI_MAX_WORKERS')!r} is not usable: give a whole number"
+        )
+    return int(value)
+
+
 def cache_dir() -> Path:
     """Where the compiled component is cached (``FAST_CREWAI_CACHE_DIR``, else
     ``$XDG_CACHE_HOME/fast-crewai``, else ``~/.cache/fast-crewai``)."""

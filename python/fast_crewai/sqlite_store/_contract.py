@@ -20,6 +20,7 @@ from .._errors import (
     NotFoundError,
     PathNotAllowedError,
 )
+from ..message_serde._contract import MAX_DOCUMENT_BYTES
 
 _orjson: Any
 try:
@@ -39,10 +40,16 @@ INTERFACE = "fast-crewai:core/sqlite-store@0.1.0"
 TRANSACTION_CONTROL = (
     "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) belongs to the host's transaction()"
 )
-REFUSED = "not authorized: ATTACH, VACUUM INTO and changing journal_mode or locking_mode would escape the host's locks"
+REFUSED = (
+    "not authorized: ATTACH, DETACH, VACUUM INTO and setting journal_mode, locking_mode or a "
+    "store directory would escape the host's locks and the granted directory"
+)
 NOT_DML = "execute-many runs statements that change the database"
 WRITE_IN_QUERY = "query runs only statements that do not write; use execute"
 TOO_BIG = "an integer parameter does not fit in 64 bits"
+#: The longest text or blob, and row, a connection stores or reads
+#: (``SQLITE_LIMIT_LENGTH``, the core's ``MAX_VALUE_BYTES``).
+MAX_VALUE_BYTES = 64 << 20
 _INT64 = 1 << 63
 _PLAIN = frozenset({str, int, float, bytes, bool, type(None)})
 
@@ -163,6 +170,22 @@ def from_wire(text: str) -> ExecuteResult:
         rows=[tuple(row) for row in doc["rows"]],
         changes=doc["changes"],
         last_insert_rowid=doc["last-insert-rowid"],
+    )
+
+
+def value_too_large(size: int) -> str:
+    return f"a text or blob parameter of {size} bytes is larger than the limit of {MAX_VALUE_BYTES} bytes"
+
+
+def parameters_too_large(size: int, many: bool) -> str:
+    what = "parameter sets" if many else "parameters"
+    return f"{what}: the document is {size} bytes, more than the limit of {MAX_DOCUMENT_BYTES} bytes"
+
+
+def result_too_large() -> str:
+    return (
+        f"the result would be more than {MAX_DOCUMENT_BYTES} bytes of JSON, the most one call returns: "
+        "read it in parts (LIMIT and OFFSET, substr())"
     )
 
 

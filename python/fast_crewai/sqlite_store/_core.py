@@ -1,5 +1,5 @@
-"""``sqlite-store`` served by the core: one connection resource in the
-instance granted the database's directory.
+"""``sqlite-store`` served by the core: one connection resource in an
+instance of its own, granted the database's directory.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .._errors import (
     NotFoundError,
     ReadOnlyError,
     SQLiteError,
+    TooLargeError,
 )
 from ..runtime import backend as _backend
 from ..runtime.filelock import ChangeCounter
@@ -24,13 +25,15 @@ from ._contract import INTERFACE, ExecuteResult, Mode, Params, _surrogate_error,
 
 
 class WasmConnection:
-    """A connection resource of the core's ``sqlite-store``."""
+    """A connection resource of the core's ``sqlite-store``, alone in an
+    instance of its own: a trap elsewhere (another connection's timeout, a
+    memory store's) never rolls its transaction back."""
 
     def __init__(self, grant: Path, path: Path, mode: Mode) -> None:
         from ..runtime._wasm import Resource, guest_path
 
         try:
-            self._instance = _backend.runtime().lease(grant)
+            self._instance = _backend.runtime().private(grant)
         except FileNotFoundError:
             raise NotFoundError(f"unable to open database file: the directory {grant} does not exist") from None
         self._closed = False
@@ -101,10 +104,11 @@ class WasmConnection:
             return
         self._closed = True
         try:
-            self._resource.close()
-        finally:
             self._counter.close()
-            self._instance.runtime.release(self._instance)
+        finally:
+            # The instance is this connection's alone: closing it frees the
+            # connection with it, in one step and without a call into the core.
+            self._instance.close()
 
 
 _CORE_ERRORS: dict[str, type[SQLiteError]] = {
@@ -114,4 +118,5 @@ _CORE_ERRORS: dict[str, type[SQLiteError]] = {
     "corrupt": CorruptError,
     "not-found": NotFoundError,
     "misuse": MisuseError,
+    "too-large": TooLargeError,
 }

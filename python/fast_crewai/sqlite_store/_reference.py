@@ -23,9 +23,11 @@ from .._errors import (
     NotFoundError,
     ReadOnlyError,
     SQLiteError,
+    TooLargeError,
 )
 from ..runtime.settings import call_timeout
 from ._contract import (
+    MAX_VALUE_BYTES,
     NOT_DML,
     REFUSED,
     TOO_BIG,
@@ -36,11 +38,14 @@ from ._contract import (
     Params,
     _surrogate_error,
 )
+from ._reference_sizes import check_parameters, check_result
 
 # SQLite's result codes, which the sqlite3 module names only from Python 3.11
 # (before that its errors carry no code, and map by class alone).
 SQLITE_ERROR, SQLITE_INTERRUPT, SQLITE_AUTH = 1, 9, 23
+SQLITE_LIMIT_LENGTH = 0
 _SQLITE_CODES: dict[int, type[SQLiteError]] = {
+    18: TooLargeError,  # SQLITE_TOOBIG
     19: ConstraintError,  # SQLITE_CONSTRAINT
     5: BusyError,  # SQLITE_BUSY
     6: BusyError,  # SQLITE_LOCKED
@@ -70,12 +75,16 @@ def _translate(exc: sqlite3.Error) -> SQLiteError:
     return _SQLITE_CODES.get(code & 0xFF, SQLiteError)(str(exc))
 
 
-_LOCKED_PRAGMAS = ("journal_mode", "locking_mode")
+_LOCKED_PRAGMAS = ("journal_mode", "locking_mode", "temp_store_directory", "data_store_directory")
 
 
 def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
-    # The core's authorizer, action for action.
-    if action == sqlite3.SQLITE_ATTACH and arg1:
+    # The core's authorizer, action for action. ATTACH names no file (None)
+    # when a bound parameter or an expression gives it; '' is the private
+    # temporary database plain VACUUM attaches.
+    if action == sqlite3.SQLITE_ATTACH:
+        return sqlite3.SQLITE_OK if arg1 == "" else sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_DETACH:
         return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() in _LOCKED_PRAGMAS:
         return sqlite3.SQLITE_DENY
@@ -98,8 +107,9 @@ _EXPLAIN = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*EXPLAIN\b", re.
 
 
 def _check_names(names: tuple[str, ...], params: Mapping[str, Any]) -> None:
+    known = set(names)
     for key in params:
-        if key not in names:
+        if key not in known:
             raise MisuseError(f"unknown parameter {key}: the statement has no such parameter")
 
 
@@ -149,6 +159,11 @@ class PythonConnection:
         )
         try:
             # What the core's open_connection does, in the same order.
+            # Python 3.10's sqlite3 cannot set limits: there only parameters
+            # are checked against MAX_VALUE_BYTES, not values SQL computes.
+            setlimit = getattr(conn, "setlimit", None)
+            if setlimit is not None:
+                setlimit(SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
             (journal,) = conn.execute("PRAGMA journal_mode").fetchone()
             if journal.lower() == "wal" and self._mode != "read-only":
                 conn.execute("PRAGMA journal_mode=DELETE")
@@ -223,6 +238,8 @@ class PythonConnection:
         return known
 
     def execute(self, sql: str, params: Params, read_only: bool) -> ExecuteResult:
+        check_parameters([params], many=False)
+
         def work(conn: sqlite3.Connection) -> ExecuteResult:
             if isinstance(params, Mapping) or read_only:
                 statement = self._describe(conn, sql, params)
@@ -270,14 +287,18 @@ class PythonConnection:
             finally:
                 conn.text_factory = str
         changed = conn.total_changes != total
-        return ExecuteResult(
+        result = ExecuteResult(
             columns=tuple(d[0] for d in cursor.description or ()),
             rows=rows,
             changes=max(cursor.rowcount, 0) if changed else 0,
             last_insert_rowid=cursor.lastrowid or 0,
         )
+        check_result(result)
+        return result
 
     def executemany(self, sql: str, param_sets: Sequence[Params]) -> int:
+        check_parameters(param_sets, many=True)
+
         def work(conn: sqlite3.Connection) -> int:
             for params in param_sets:
                 if isinstance(params, Mapping):

@@ -42,20 +42,42 @@ Locks: the core's SQLite has no file locks, so every call holds
 crashed writer's journal back), exclusive for everything else and for a
 whole ``transaction()``. Opening a wrapper takes the shared lock, so it
 waits for a writer in another process too. A caller that cannot get the
-lock within ``timeout`` seconds raises :class:`BusyError`. Between reads
+lock within ``timeout`` seconds raises :class:`BusyError`. The lock file is
+never followed as a symbolic link (:class:`PathNotAllowedError`). Between reads
 the core keeps SQLite's page cache; before each call the host compares the
 file's change counter (which every commit bumps, whoever makes it) with
 the one the connection left and has the core re-read the file when it
-moved. Statements that would outlive or bypass that lock are
-refused with :class:`MisuseError`: BEGIN/COMMIT/SAVEPOINT/... (use
-``transaction()``), ATTACH, VACUUM INTO and setting ``journal_mode`` or
-``locking_mode``. A database another SQLite left in WAL mode is switched
-back to a rollback journal when opened for writing; ``synchronous=FULL``
-and ``foreign_keys=ON`` always.
+moved. Statements that would outlive or bypass that lock, or reach a file
+other than the database, are refused with :class:`MisuseError`:
+BEGIN/COMMIT/SAVEPOINT/... (use ``transaction()``), ATTACH whatever names
+the file (a literal, a bound parameter, an expression; only ``ATTACH ''``,
+a private temporary database, is allowed), DETACH, VACUUM INTO and setting
+``journal_mode``, ``locking_mode``, ``temp_store_directory`` or
+``data_store_directory``. A database another SQLite left in WAL mode is
+switched back to a rollback journal when opened for writing;
+``synchronous=FULL`` and ``foreign_keys=ON`` always.
 
-Faults: a call running past ``FAST_CREWAI_CALL_TIMEOUT`` seconds is
-interrupted and raises :class:`CoreTimeout` on both backends; like any core
-trap it discards the connection, so an open transaction is rolled back
+Read-only media: ``mode="read-only"`` works in a directory this process
+cannot write (a read-only mount, no write permission): it locks an existing
+``<database>.lock`` opened read-only, or reads without one while there is
+none, and writes raise :class:`ReadOnlyError`. Any other mode there raises
+:class:`ReadOnlyError` when the lock file cannot be created.
+
+Limits: a text or blob value, and a whole row, is at most 64 MiB
+(``SQLITE_LIMIT_LENGTH``), whether bound, computed by SQL (``zeroblob``,
+``||``) or already in the file; the JSON of one call's parameters, and of
+one call's result, is at most 127 MiB (a 64 MiB blob is 85.3 MiB of
+base64), what the core can copy back in one call. Past them a call raises
+:class:`TooLargeError` before anything is written, or, for a result,
+instead of returning it, never a trap (a writing statement whose RETURNING
+rows are too many has still run). Read large results in parts (LIMIT and
+OFFSET, ``substr()``).
+
+Faults: each wrapper's core connection lives in a WebAssembly instance of
+its own, so a trap elsewhere never touches its transaction. A call running
+past ``FAST_CREWAI_CALL_TIMEOUT`` seconds is interrupted and raises
+:class:`CoreTimeout` on both backends; like any core trap it discards the
+connection, so an open transaction is rolled back
 (statements after it in the same ``transaction()`` block raise
 :class:`CoreTrap`) and the next call reopens. A statement error that made
 SQLite roll the whole transaction back (``INSERT OR ROLLBACK``, I/O errors)
@@ -73,6 +95,7 @@ the same process holds on it at that moment.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import weakref
@@ -85,11 +108,13 @@ from .._errors import (
     BusyError,
     CoreTrap,
     MisuseError,
+    PathNotAllowedError,
+    ReadOnlyError,
     SQLiteError,
 )
 from ..runtime import backend as _backend
 from ..runtime import reaper
-from ..runtime.filelock import FileLock, LockTimeout
+from ..runtime.filelock import FileLock, LockFileRefused, LockTimeout
 from ._contract import MODES, ExecuteResult, Mode, Params, _Connection, normalize_params, resolve_database_path
 from ._core import WasmConnection
 from ._reference import PythonConnection
@@ -118,7 +143,7 @@ class AcceleratedSQLiteWrapper:
         self.backend = backend or _backend.active()
         reaper.start()
         self.mode = mode
-        self._lock = FileLock(self.path, timeout)
+        self._lock = FileLock(self.path, timeout, read_only=mode == "read-only")
         self._journal = Path(f"{self.path}-journal")
         self._mutex = threading.RLock()
         self._depth = 0
@@ -161,6 +186,10 @@ class AcceleratedSQLiteWrapper:
                         stack.enter_context(self._lock.hold(True))
                 except LockTimeout as exc:
                     raise BusyError(str(exc)) from None
+                except LockFileRefused as exc:
+                    raise PathNotAllowedError(f"{exc.filename}: {exc.strerror}") from None
+                except OSError as exc:
+                    raise _lock_file_error(self._lock, exc) from None
                 yield conn
 
     def _reading_may_write(self, conn: _Connection) -> bool:
@@ -292,6 +321,16 @@ class AcceleratedSQLiteWrapper:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lock_file_error(lock: FileLock, exc: OSError) -> SQLiteError:
+    """Why the ``.lock`` sidecar could not be created, as a typed error."""
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return ReadOnlyError(
+            f"{lock.path.name} cannot be created ({exc.strerror}): the directory is read-only to this process; "
+            "open the database with mode='read-only' to read it"
+        )
+    return SQLiteError(f"{lock.path.name} cannot be opened: {exc.strerror}")
 
 
 def _again(error: SQLiteError | CoreTrap) -> SQLiteError | CoreTrap:

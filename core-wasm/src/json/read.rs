@@ -1,91 +1,14 @@
-//! A strict JSON reader and a canonical writer.
-//!
-//! Strict where `serde_json` and Python's `json` are lenient: duplicate keys,
-//! lone surrogate escapes, `NaN`/`Infinity`, numbers that overflow a double
-//! and integers longer than Python will parse are all rejected. Errors carry
-//! the offset in Unicode code points, the unit Python reports positions in.
-//!
-//! The writer emits exactly what Python's
-//! `json.dumps(value, ensure_ascii=False, separators=(",", ":"))` emits for
-//! the same parsed value, so the core and the Python reference agree byte for
-//! byte.
+//! The strict reader.
 
-use std::fmt::Write as _;
+use super::{first_repeat, ErrorKind, Number, ParseError, Value, MAX_DEPTH, MAX_INT_DIGITS, MAX_MEMBERS};
 
-/// Deeper nesting than this is rejected rather than recursed into, so a
-/// hostile document cannot exhaust the core's stack.
-pub const MAX_DEPTH: usize = 256;
-
-/// CPython refuses to convert integer literals longer than this
-/// (`sys.int_info.default_max_str_digits`); the core refuses them too so
-/// that everything it accepts can be read back in Python.
-pub const MAX_INT_DIGITS: usize = 4300;
-
-/// A parsed JSON value. Objects keep their members in document order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Bool(bool),
-    Number(Number),
-    String(String),
-    Array(Vec<Value>),
-    Object(Vec<(String, Value)>),
-}
-
-/// A JSON number: integers keep their digits, everything else is a double.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Number {
-    /// The decimal text of an integer without fraction or exponent.
-    Integer(String),
-    /// A number written with a fraction or an exponent.
-    Float(f64),
-}
-
-impl Value {
-    /// The member `key` of an object, if this is an object that has it.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        match self {
-            Value::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    /// The name of this value's JSON type, for error messages.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::Null => "null",
-            Value::Bool(_) => "boolean",
-            Value::Number(_) => "number",
-            Value::String(_) => "string",
-            Value::Array(_) => "array",
-            Value::Object(_) => "object",
-        }
-    }
-
-    /// The value as a double, if it is a number.
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            Value::Number(Number::Float(f)) => Some(*f),
-            Value::Number(Number::Integer(text)) => text.parse().ok(),
-            _ => None,
-        }
-    }
-}
-
-/// Why a document was rejected, and where.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParseError {
-    pub message: String,
-    /// Offset of the problem in code points from the start of the input.
-    pub position: usize,
-}
-
-/// Parses one JSON document; whitespace may surround it, nothing else may.
-pub fn parse(text: &str) -> Result<Value, ParseError> {
+/// Reads `text` as one JSON document; whitespace may surround it.
+pub(super) fn document(text: &str) -> Result<Value, ParseError> {
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
         pos: 0,
+        key_positions: Vec::new(),
     };
     parser.skip_ws();
     let value = parser.value(0)?;
@@ -100,10 +23,17 @@ struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// Where each key of the objects being read starts, as a stack: an
+    /// object's keys are on top while it is open (only errors read them).
+    key_positions: Vec<usize>,
 }
 
 impl Parser<'_> {
     fn error_at(&self, byte_pos: usize, message: impl Into<String>) -> ParseError {
+        self.error_kind_at(ErrorKind::Syntax, byte_pos, message)
+    }
+
+    fn error_kind_at(&self, kind: ErrorKind, byte_pos: usize, message: impl Into<String>) -> ParseError {
         let byte_pos = byte_pos.min(self.text.len());
         // Code-point offsets: count chars up to the nearest char boundary.
         let mut boundary = byte_pos;
@@ -111,6 +41,7 @@ impl Parser<'_> {
             boundary -= 1;
         }
         ParseError {
+            kind,
             message: message.into(),
             position: self.text[..boundary].chars().count(),
         }
@@ -126,12 +57,15 @@ impl Parser<'_> {
         }
     }
 
+    /// Reads a value inside `depth` open arrays and objects.
     fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
-        if depth > MAX_DEPTH {
-            return Err(self.error(format!("nesting deeper than {MAX_DEPTH} levels")));
-        }
         match self.bytes.get(self.pos) {
             None => Err(self.error("unexpected end of input, expecting a value")),
+            Some(b'{' | b'[') if depth >= MAX_DEPTH => Err(self.error_kind_at(
+                ErrorKind::TooDeep,
+                self.pos,
+                format!("arrays and objects nested more than {MAX_DEPTH} deep"),
+            )),
             Some(b'{') => self.object(depth),
             Some(b'[') => self.array(depth),
             Some(b'"') => Ok(Value::String(self.string()?)),
@@ -154,6 +88,7 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, ParseError> {
+        let start = self.pos;
         self.pos += 1;
         let mut members: Vec<(String, Value)> = Vec::new();
         self.skip_ws();
@@ -161,16 +96,14 @@ impl Parser<'_> {
             self.pos += 1;
             return Ok(Value::Object(members));
         }
+        let keys_base = self.key_positions.len();
         loop {
             self.skip_ws();
             if self.bytes.get(self.pos) != Some(&b'"') {
                 return Err(self.error("expecting a property name in double quotes"));
             }
-            let key_pos = self.pos;
+            self.key_positions.push(self.pos);
             let key = self.string()?;
-            if members.iter().any(|(k, _)| *k == key) {
-                return Err(self.error_at(key_pos, format!("duplicate key {key:?}")));
-            }
             self.skip_ws();
             if self.bytes.get(self.pos) != Some(&b':') {
                 return Err(self.error("expecting ':' after a property name"));
@@ -184,10 +117,30 @@ impl Parser<'_> {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
+                    self.check_members(&members, start, keys_base)?;
+                    self.key_positions.truncate(keys_base);
                     return Ok(Value::Object(members));
                 }
                 _ => return Err(self.error("expecting ',' or '}' in an object")),
             }
+        }
+    }
+
+    /// The checks of a closed object: its size, then its keys' uniqueness.
+    fn check_members(&self, members: &[(String, Value)], start: usize, keys_base: usize) -> Result<(), ParseError> {
+        if members.len() > MAX_MEMBERS {
+            return Err(self.error_kind_at(
+                ErrorKind::TooLarge,
+                start,
+                format!("an object has more than {MAX_MEMBERS} members"),
+            ));
+        }
+        match first_repeat(members, |(k, _)| k) {
+            Some(i) => Err(self.error_at(
+                self.key_positions[keys_base + i],
+                format!("duplicate key {:?}", members[i].0),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -361,229 +314,11 @@ impl Parser<'_> {
 
 /// Whether any byte of `word` is a quote, a backslash or a control byte
 /// (the exact "has a zero byte" and "has a byte below n" bit tricks).
-fn needs_care(word: u64) -> bool {
+pub(super) fn needs_care(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
     zero_byte(word ^ (ONES * u64::from(b'"')))
         || zero_byte(word ^ (ONES * u64::from(b'\\')))
         || word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0
-}
-
-/// Appends `s` as a JSON string literal, escaping exactly what Python's
-/// `json.dumps(..., ensure_ascii=False)` escapes.
-pub fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    let mut run_start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[run_start..i]);
-        if escape.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(escape);
-        }
-        run_start = i + 1;
-    }
-    out.push_str(&s[run_start..]);
-    out.push('"');
-}
-
-/// Appends a double the way Python's `repr(float)` writes it: the shortest
-/// digits that round-trip, positional for exponents -4..16, else `1e+16`
-/// style.
-pub fn write_float(out: &mut String, value: f64) {
-    if value == 0.0 {
-        out.push_str(if value.is_sign_negative() { "-0.0" } else { "0.0" });
-        return;
-    }
-    // `{:e}` gives the shortest round-trip digits, e.g. "-1.2345e-7".
-    let sci = format!("{value:e}");
-    let (mantissa, exponent) = sci.split_once('e').expect("LowerExp always writes an exponent");
-    let exponent: i32 = exponent.parse().expect("LowerExp writes a decimal exponent");
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    out.push_str(sign);
-    if (-4..16).contains(&exponent) {
-        if exponent < 0 {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', (-exponent - 1) as usize));
-            out.push_str(&digits);
-        } else {
-            let point = exponent as usize + 1;
-            if digits.len() <= point {
-                out.push_str(&digits);
-                out.extend(std::iter::repeat_n('0', point - digits.len()));
-                out.push_str(".0");
-            } else {
-                out.push_str(&digits[..point]);
-                out.push('.');
-                out.push_str(&digits[point..]);
-            }
-        }
-    } else {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let _ = write!(out, "e{}{:02}", if exponent < 0 { '-' } else { '+' }, exponent.abs());
-    }
-}
-
-/// Appends `value` in canonical compact form.
-pub fn write_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(Number::Integer(text)) => out.push_str(text),
-        Value::Number(Number::Float(f)) => write_float(out, *f),
-        Value::String(s) => write_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(members) => {
-            out.push('{');
-            for (i, (key, item)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, key);
-                out.push(':');
-                write_value(out, item);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// The canonical compact text of `value`.
-pub fn to_string(value: &Value) -> String {
-    let mut out = String::new();
-    write_value(&mut out, value);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn canon(text: &str) -> String {
-        to_string(&parse(text).unwrap())
-    }
-
-    #[test]
-    fn floats_are_written_like_python_repr() {
-        for (input, expected) in [
-            ("1.0", "1.0"),
-            ("1.50", "1.5"),
-            ("1e16", "1e+16"),
-            ("1E15", "1000000000000000.0"),
-            ("0.0001", "0.0001"),
-            ("0.00001", "1e-05"),
-            ("-0.0", "-0.0"),
-            ("123456789.125", "123456789.125"),
-            ("1.7976931348623157e308", "1.7976931348623157e+308"),
-            ("5e-324", "5e-324"),
-            ("0.1", "0.1"),
-            ("2.5e-7", "2.5e-07"),
-        ] {
-            assert_eq!(canon(input), expected, "{input}");
-        }
-    }
-
-    #[test]
-    fn integers_keep_their_digits() {
-        let big = "123456789012345678901234567890";
-        assert_eq!(canon(big), big);
-        assert_eq!(canon("-0"), "0");
-        assert!(parse(&"9".repeat(MAX_INT_DIGITS + 1)).is_err());
-    }
-
-    #[test]
-    fn strings_escape_like_python() {
-        assert_eq!(
-            canon(r#""a\u0001\n\"\\\/é\ud83d\ude00""#),
-            "\"a\\u0001\\n\\\"\\\\/é😀\""
-        );
-    }
-
-    #[test]
-    fn rejects_what_strict_json_rejects() {
-        for bad in [
-            "",
-            "[1,]",
-            "{\"a\":1,\"a\":2}",
-            "NaN",
-            "[Infinity]",
-            "\"\\ud800\"",
-            "\"\\udc00x\"",
-            "\"\\ud800\\u0041\"",
-            "01",
-            "1.",
-            "1e",
-            "\"a\u{1}\"",
-            "[1] 2",
-            "{a:1}",
-            "1e400",
-        ] {
-            assert!(parse(bad).is_err(), "accepted {bad:?}");
-        }
-    }
-
-    #[test]
-    fn positions_count_code_points() {
-        let err = parse("[\"é😀\", x]").unwrap_err();
-        assert_eq!(err.position, 7);
-    }
-
-    #[test]
-    fn the_word_scan_flags_exactly_the_bytes_that_need_care() {
-        let special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
-        for b in 0..=255u8 {
-            for at in 0..8 {
-                let mut word = [b'a'; 8];
-                word[at] = b;
-                assert_eq!(needs_care(u64::from_le_bytes(word)), special(b), "byte {b} at {at}");
-            }
-        }
-        let mut seed = 99u64;
-        for _ in 0..100_000 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let word = seed.to_le_bytes();
-            assert_eq!(needs_care(seed), word.iter().any(|&b| special(b)));
-        }
-        let long = format!("\"{}\\n{}\"", "x".repeat(37), "é".repeat(9));
-        assert_eq!(
-            parse(&long).unwrap(),
-            Value::String(format!("{}\n{}", "x".repeat(37), "é".repeat(9)))
-        );
-    }
-
-    #[test]
-    fn deep_nesting_is_an_error_not_a_crash() {
-        let text = "[".repeat(100_000);
-        assert!(parse(&text).unwrap_err().message.contains("nesting"));
-    }
 }

@@ -1,7 +1,7 @@
 //! `message-serde`: strict validation and canonical encoding of agent
 //! messages.
 
-use crate::json::{self, Value};
+use crate::json::{self, ErrorKind, Value, MAX_DOCUMENT_BYTES};
 
 /// The fields of a message, in canonical order.
 pub const FIELDS: [&str; 6] = ["id", "sender", "recipient", "content", "timestamp", "metadata"];
@@ -9,8 +9,24 @@ pub const FIELDS: [&str; 6] = ["id", "sender", "recipient", "content", "timestam
 /// Why a document was rejected.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SerdeError {
-    InvalidJson { message: String, position: usize },
-    InvalidMessage { message: String, field: String },
+    InvalidJson {
+        message: String,
+        position: usize,
+    },
+    InvalidMessage {
+        message: String,
+        field: String,
+    },
+    /// The input, one object in it, or the canonical output is past a
+    /// limit of the codec ([`json::MAX_DOCUMENT_BYTES`], [`json::MAX_MEMBERS`]).
+    TooLarge {
+        message: String,
+    },
+    /// Arrays and objects nest deeper than [`json::MAX_DEPTH`].
+    TooDeep {
+        message: String,
+        position: usize,
+    },
 }
 
 /// Validates a JSON array of messages and returns its canonical text.
@@ -28,7 +44,7 @@ pub fn canonicalize_many(text: &str) -> Result<String, SerdeError> {
         write_message(&mut out, item, &format!("[{i}]"))?;
     }
     out.push(']');
-    Ok(out)
+    within_limit(out)
 }
 
 /// Validates one JSON message and returns its canonical text.
@@ -36,13 +52,34 @@ pub fn canonicalize_one(text: &str) -> Result<String, SerdeError> {
     let doc = parse(text)?;
     let mut out = String::with_capacity(text.len());
     write_message(&mut out, &doc, "")?;
+    within_limit(out)
+}
+
+/// The canonical text, if it can cross back: it may be longer than its
+/// input (`1e15` becomes `1000000000000000.0`).
+fn within_limit(out: String) -> Result<String, SerdeError> {
+    if out.len() > MAX_DOCUMENT_BYTES {
+        return Err(SerdeError::TooLarge {
+            message: format!(
+                "the canonical form is {} bytes, more than the limit of {MAX_DOCUMENT_BYTES} bytes",
+                out.len()
+            ),
+        });
+    }
     Ok(out)
 }
 
 fn parse(text: &str) -> Result<Value, SerdeError> {
-    json::parse(text).map_err(|e| SerdeError::InvalidJson {
-        message: e.message,
-        position: e.position,
+    json::parse(text).map_err(|e| match e.kind {
+        ErrorKind::Syntax => SerdeError::InvalidJson {
+            message: e.message,
+            position: e.position,
+        },
+        ErrorKind::TooLarge => SerdeError::TooLarge { message: e.message },
+        ErrorKind::TooDeep => SerdeError::TooDeep {
+            message: e.message,
+            position: e.position,
+        },
     })
 }
 
@@ -120,6 +157,16 @@ mod component {
                     field: Some(field),
                     position: None,
                 }),
+                SerdeError::TooLarge { message } => Error::TooLarge(Problem {
+                    message,
+                    field: None,
+                    position: None,
+                }),
+                SerdeError::TooDeep { message, position } => Error::TooDeep(Problem {
+                    message,
+                    field: None,
+                    position: Some(position as u64),
+                }),
             }
         }
     }
@@ -169,6 +216,22 @@ mod tests {
             panic!()
         };
         assert_eq!(field, "x");
+    }
+
+    #[test]
+    fn limits_have_their_own_kinds() {
+        let deep = MSG.replace(r#""f":0.1"#, &format!(r#""f":{}{}"#, "[".repeat(300), "]".repeat(300)));
+        assert_eq!(
+            canonicalize_one(&deep),
+            Err(SerdeError::TooDeep {
+                message: format!("arrays and objects nested more than {} deep", json::MAX_DEPTH),
+                // The message and its metadata are the first two levels.
+                position: deep.find('[').unwrap() + json::MAX_DEPTH - 2,
+            })
+        );
+        let keys: Vec<String> = (0..=json::MAX_MEMBERS).map(|i| format!(r#""k{i}":0"#)).collect();
+        let wide = MSG.replace(r#""n":12345678901234567890,"f":0.1"#, &keys.join(","));
+        assert!(matches!(canonicalize_one(&wide), Err(SerdeError::TooLarge { .. })));
     }
 
     #[test]

@@ -1,0 +1,426 @@
+//! The store: the SQLite connection, the in-memory index, and the calls of
+//! the WIT resource.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::codec::{
+    bounded, check_record_size, decode_vector, parse_records, write_hits, write_rows, write_string_array, Output,
+};
+use super::constants::constants;
+use super::filter::{in_scope, rooted_prefix, string_list, Filter};
+use super::index::Index;
+use super::search::{text_top_k, vector_top_k};
+use super::{invalid, memory, mismatch, parse_json, persist, MemError};
+use crate::json::{self, Value};
+
+/// An open memory store: the SQLite connection and the in-memory index.
+pub struct Store {
+    pub(super) conn: Connection,
+    pub(super) index: Index,
+    /// `PRAGMA data_version` when `index` was last loaded; `i64::MIN` forces
+    /// a reload.
+    data_version: i64,
+    /// How many times the index was (re)loaded from the file.
+    pub(super) loads: u64,
+}
+
+/// Reloads `index`, in one read transaction, when another connection
+/// committed since its load (or when `version` is `i64::MIN`).
+fn sync(conn: &mut Connection, index: &mut Index, version: &mut i64, loads: &mut u64) -> Result<(), MemError> {
+    if persist::data_version(conn)? == *version {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    reload(&tx, index, version, loads)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn reload(conn: &Connection, index: &mut Index, version: &mut i64, loads: &mut u64) -> Result<(), MemError> {
+    *loads += 1;
+    // Free the old index first (the memory may not hold two), and leave the
+    // version invalid until the new one is complete, so that a failed reload
+    // is retried by the next call.
+    *index = Index::default();
+    *version = i64::MIN;
+    let new_index = persist::load(conn)?;
+    let new_version = persist::data_version(conn)?;
+    *index = new_index;
+    *version = new_version;
+    Ok(())
+}
+
+/// Starts a write transaction, holding the database's write lock, with the
+/// index brought up to date inside it.
+fn begin_write<'c>(
+    conn: &'c mut Connection,
+    index: &mut Index,
+    version: &mut i64,
+    loads: &mut u64,
+) -> Result<Transaction<'c>, MemError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if persist::data_version(&tx)? != *version {
+        reload(&tx, index, version, loads)?;
+    }
+    Ok(tx)
+}
+
+impl Store {
+    /// Opens (creating when missing) the store in the SQLite file at `path`.
+    pub fn open(path: &str) -> Result<Store, MemError> {
+        if path.is_empty() {
+            return Err(invalid("path is empty"));
+        }
+        if path.contains('\0') {
+            return Err(invalid("path contains a NUL character"));
+        }
+        let mut store = Store {
+            conn: persist::open(path)?,
+            index: Index::default(),
+            data_version: i64::MIN,
+            loads: 0,
+        };
+        store.sync()?;
+        Ok(store)
+    }
+
+    fn sync(&mut self) -> Result<(), MemError> {
+        sync(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)
+    }
+
+    /// Inserts or replaces (by id) a JSON array of records; returns how many
+    /// were written.
+    pub fn save(&mut self, records: &str) -> Result<u32, MemError> {
+        // Parsing takes a few times the text (strings, metadata, vectors).
+        memory::ensure(records.len().saturating_mul(3), "reading the batch")?;
+        let batch = parse_records(records)?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut scratch = String::new();
+        for (i, (record, embedding)) in batch.iter().enumerate() {
+            check_record_size(&mut scratch, record, embedding.as_ref().map(Vec::len), || {
+                format!("records[{i}]")
+            })?;
+        }
+        let tx = begin_write(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)?;
+        let index = &mut self.index;
+        // Every embedding must have the store's dimension, or, in a store
+        // without one yet, that of the batch's first embedding.
+        let mut expected = index.dim();
+        for e in batch.iter().filter_map(|(_, e)| e.as_ref()) {
+            match expected {
+                None => expected = Some(e.len()),
+                Some(d) if d != e.len() => return Err(mismatch(d, e.len())),
+                Some(_) => {}
+            }
+        }
+        let new_dim = if index.dim().is_none() { expected } else { None };
+        let fresh: HashSet<&str> = batch
+            .iter()
+            .map(|(r, _)| r.id.as_str())
+            .filter(|id| index.row_of(id).is_none())
+            .collect();
+        let rows = index.len() + fresh.len();
+        let dim = index.dim().or(new_dim);
+        let per_element = usize::try_from(constants().bytes_per_element).unwrap_or(usize::MAX);
+        let vectors = fresh.len().saturating_mul(dim.unwrap_or(0)).saturating_mul(per_element);
+        let growth = batch
+            .iter()
+            .fold(vectors, |n, (r, _)| n.saturating_add(memory::record_growth(r)));
+        memory::ensure(
+            growth.saturating_add(memory::headroom(rows)),
+            "the batch and room to read the store afterwards",
+        )?;
+        index.reserve(rows, dim)?;
+        if let Some(d) = new_dim {
+            persist::set_dimension(&tx, d)?;
+        }
+        let mut seqs = Vec::with_capacity(batch.len());
+        for (record, embedding) in &batch {
+            seqs.push(persist::put(&tx, record, embedding.as_deref())?);
+        }
+        tx.commit()?;
+        if let Some(d) = new_dim {
+            index.set_dim(d);
+        }
+        let written = batch.len();
+        for ((record, embedding), seq) in batch.into_iter().zip(seqs) {
+            index.upsert(record, embedding.as_deref(), seq);
+        }
+        Ok(u32::try_from(written).unwrap_or(u32::MAX))
+    }
+
+    /// Exact top-`limit` vector search; JSON `[[record, score], ...]`.
+    pub fn search(&mut self, query: &str, filter: &str, limit: u32, min_score: f64) -> Result<String, MemError> {
+        if min_score.is_nan() {
+            return Err(invalid("min-score is NaN"));
+        }
+        let q = decode_vector(query, "query")?;
+        let filter = Filter::parse(filter)?;
+        let Some(dim) = self.index.dim() else {
+            return Ok("[]".to_owned());
+        };
+        if q.len() != dim {
+            return Err(mismatch(dim, q.len()));
+        }
+        let hits = vector_top_k(&self.index, &q, &filter, limit as usize, min_score);
+        write_hits(&self.index, &hits)
+    }
+
+    /// BM25 search of `content`; JSON `[[record, score], ...]`.
+    pub fn search_text(&mut self, query: &str, filter: &str, limit: u32) -> Result<String, MemError> {
+        let filter = Filter::parse(filter)?;
+        let hits = text_top_k(&self.index, query, &filter, limit as usize);
+        write_hits(&self.index, &hits)
+    }
+
+    /// Deletes the records matching `filter` (`{}` deletes all); returns how
+    /// many.
+    pub fn delete(&mut self, filter: &str) -> Result<u32, MemError> {
+        let filter = Filter::parse(filter)?;
+        self.delete_where(&filter, false)
+    }
+
+    fn delete_where(&mut self, filter: &Filter, forget_dim: bool) -> Result<u32, MemError> {
+        let tx = begin_write(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)?;
+        let index = &mut self.index;
+        if filter.is_empty() {
+            let n = index.len();
+            persist::delete_all(&tx, forget_dim)?;
+            tx.commit()?;
+            index.clear(forget_dim);
+            return Ok(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        let rows = filter.rows(index);
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        for &row in &rows {
+            persist::delete_seq(&tx, index.seq(row))?;
+        }
+        tx.commit()?;
+        let n = rows.len();
+        index.remove_rows(rows);
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// The record with this id as JSON.
+    pub fn get(&mut self, id: &str) -> Result<Option<String>, MemError> {
+        let Some(row) = self.index.row_of(id) else {
+            return Ok(None);
+        };
+        let mut out = Output::new();
+        out.push_record(&self.index, row)?;
+        out.finish().map(Some)
+    }
+
+    /// Records under `scope_prefix`, newest `created_ts` first (then latest
+    /// insertion first), paged.
+    pub fn list(&mut self, scope_prefix: Option<&str>, limit: u32, offset: u32) -> Result<String, MemError> {
+        let index = &self.index;
+        let mut rows = Filter::scope(scope_prefix).rows(index);
+        let newest_first = |a: &usize, b: &usize| {
+            index
+                .record(*b)
+                .created_ts
+                .total_cmp(&index.record(*a).created_ts)
+                .then(index.seq(*b).cmp(&index.seq(*a)))
+        };
+        let end = (offset as usize).saturating_add(limit as usize);
+        if end < rows.len() {
+            rows.select_nth_unstable_by(end, newest_first);
+            rows.truncate(end);
+        }
+        rows.sort_unstable_by(newest_first);
+        write_rows(index, rows.into_iter().skip(offset as usize).take(limit as usize))
+    }
+
+    /// `{"record_count", "categories", "oldest", "newest", "child_scopes"}`
+    /// for `scope` and everything below it.
+    pub fn scope_info(&mut self, scope: &str) -> Result<String, MemError> {
+        let index = &self.index;
+        let prefix = rooted_prefix(scope);
+        let prefix = prefix.as_str();
+        let child_prefix = format!("{prefix}/");
+        let mut count = 0u64;
+        let mut categories: BTreeSet<&String> = BTreeSet::new();
+        let mut children: BTreeSet<&str> = BTreeSet::new();
+        let mut oldest: Option<(f64, i64, usize)> = None;
+        let mut newest: Option<(f64, i64, usize)> = None;
+        for (row, r) in index.records().iter().enumerate() {
+            if !prefix.is_empty() && !in_scope(&r.scope, prefix) {
+                continue;
+            }
+            count += 1;
+            categories.extend(r.categories.iter());
+            if let Some(rest) = r.scope.strip_prefix(&child_prefix) {
+                let first = rest.split('/').next().unwrap_or("");
+                if !first.is_empty() {
+                    children.insert(&r.scope[..child_prefix.len() + first.len()]);
+                }
+            }
+            let key = (r.created_ts, index.seq(row), row);
+            let older = |a: &(f64, i64, usize), b: &(f64, i64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).is_lt();
+            if oldest.is_none_or(|o| older(&key, &o)) {
+                oldest = Some(key);
+            }
+            if newest.is_none_or(|n| older(&n, &key)) {
+                newest = Some(key);
+            }
+        }
+        let mut out = String::from("{\"record_count\":");
+        out.push_str(&count.to_string());
+        out.push_str(",\"categories\":");
+        write_string_array(&mut out, categories.into_iter());
+        for (name, end) in [("oldest", oldest), ("newest", newest)] {
+            out.push_str(",\"");
+            out.push_str(name);
+            out.push_str("\":");
+            match end {
+                Some((_, _, row)) => json::write_string(&mut out, &index.record(row).created_at),
+                None => out.push_str("null"),
+            }
+        }
+        out.push_str(",\"child_scopes\":[");
+        for (i, c) in children.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::write_string(&mut out, c);
+        }
+        out.push_str("]}");
+        bounded(out)
+    }
+
+    /// The immediate child scopes of `parent`, sorted.
+    pub fn list_scopes(&mut self, parent: &str) -> Result<String, MemError> {
+        let prefix = format!("{}/", rooted_prefix(parent));
+        let mut children: BTreeSet<&str> = BTreeSet::new();
+        for r in self.index.records() {
+            if let Some(rest) = r.scope.strip_prefix(&prefix) {
+                let first = rest.split('/').next().unwrap_or("");
+                if !first.is_empty() {
+                    children.insert(&r.scope[..prefix.len() + first.len()]);
+                }
+            }
+        }
+        let mut out = String::from("[");
+        for (i, c) in children.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::write_string(&mut out, c);
+        }
+        out.push(']');
+        bounded(out)
+    }
+
+    /// `{category: number of records having it}` under `scope_prefix`,
+    /// keys sorted.
+    pub fn list_categories(&mut self, scope_prefix: Option<&str>) -> Result<String, MemError> {
+        let filter = Filter::scope(scope_prefix);
+        let matcher = filter.matcher(&self.index);
+        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for (row, r) in self.index.records().iter().enumerate() {
+            if !matcher.matches(row) {
+                continue;
+            }
+            seen.clear();
+            for c in &r.categories {
+                if !seen.contains(&c.as_str()) {
+                    seen.push(c);
+                    *counts.entry(c).or_insert(0) += 1;
+                }
+            }
+        }
+        let mut out = String::from("{");
+        for (i, (c, n)) in counts.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::write_string(&mut out, c);
+            out.push(':');
+            out.push_str(&n.to_string());
+        }
+        out.push('}');
+        bounded(out)
+    }
+
+    /// How many records lie under `scope_prefix` (all when absent or `/`).
+    pub fn count(&mut self, scope_prefix: Option<&str>) -> Result<u64, MemError> {
+        let filter = Filter::scope(scope_prefix);
+        if filter.is_empty() {
+            return Ok(self.index.len() as u64);
+        }
+        let matcher = filter.matcher(&self.index);
+        Ok((0..self.index.len()).filter(|&row| matcher.matches(row)).count() as u64)
+    }
+
+    /// Deletes everything under `scope_prefix`; when it is absent (or empty
+    /// or `/`), deletes every record and forgets the dimension.
+    pub fn reset(&mut self, scope_prefix: Option<&str>) -> Result<(), MemError> {
+        let filter = Filter::scope(scope_prefix);
+        let forget_dim = filter.is_empty();
+        self.delete_where(&filter, forget_dim).map(|_| ())
+    }
+
+    /// Sets `last_accessed` to `at` for the given ids (a JSON array of
+    /// strings); returns how many distinct ids exist.
+    pub fn touch(&mut self, ids: &str, at: &str) -> Result<u32, MemError> {
+        let ids = match parse_json(ids, "ids")? {
+            v @ Value::Array(_) => string_list(v, "ids").map_err(|_| invalid("ids must be a JSON array of strings"))?,
+            _ => return Err(invalid("ids must be a JSON array of strings")),
+        };
+        let tx = begin_write(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)?;
+        let index = &mut self.index;
+        let mut rows: Vec<usize> = ids.iter().filter_map(|id| index.row_of(id)).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut scratch = String::new();
+        for &row in &rows {
+            let mut touched = index.record(row).clone();
+            at.clone_into(&mut touched.last_accessed);
+            let dim = index.embedding(row).map(<[f32]>::len);
+            check_record_size(&mut scratch, &touched, dim, || format!("record {:?}", touched.id))?;
+        }
+        memory::ensure(
+            rows.len()
+                .saturating_mul(at.len() + 64)
+                .saturating_add(memory::headroom(index.len())),
+            "the new last_accessed values and room to read the store afterwards",
+        )?;
+        for &row in &rows {
+            persist::touch(&tx, index.seq(row), at)?;
+        }
+        tx.commit()?;
+        for &row in &rows {
+            index.set_last_accessed(row, at);
+        }
+        Ok(u32::try_from(rows.len()).unwrap_or(u32::MAX))
+    }
+
+    /// The store's vector dimension, if one has been saved.
+    pub fn dimension(&mut self) -> Option<u32> {
+        self.index.dim().and_then(|d| u32::try_from(d).ok())
+    }
+
+    /// Reloads the index when another connection committed since it was
+    /// loaded; returns whether it did.
+    pub fn refresh(&mut self) -> Result<bool, MemError> {
+        let loads = self.loads;
+        self.sync()?;
+        Ok(self.loads != loads)
+    }
+
+    #[cfg(test)]
+    pub(super) fn check(&self) {
+        self.index.check();
+    }
+}

@@ -1,0 +1,341 @@
+"""The ``tasks`` component's patches (``FAST_CREWAI_TASKS=0`` leaves them off).
+
+- ``tasks.kickoff_for_each``: ``Crew.kickoff_for_each`` runs its copies
+  concurrently on the host pool (:mod:`._runs`).
+- ``tasks.for_each_async``: ``Crew.kickoff_for_each_async`` runs each
+  copy's kickoff on the host pool instead of asyncio's default executor
+  (``min(32, cpu + 4)`` threads); ``Crew.akickoff_for_each`` runs each
+  copy's ``akickoff`` on an event loop of its own in a pool thread. CrewAI
+  runs them all on the caller's loop, where every crew's synchronous parts
+  (setup, storage writes, flow bookkeeping) queue behind each other's, and
+  the flows' blocking steps on the default executor. Coroutine callbacks of
+  those crews therefore run on their crew's loop, not the caller's. A
+  streaming crew, and a call from a loop that runs on a pool worker, keep
+  CrewAI's own path.
+- ``tasks.async_execution``: ``Task.execute_async`` runs on the host pool
+  instead of a new thread per task.
+- ``tasks.invocations``: concurrent invocations of one agent or one tool get
+  their own executor state and usage counters (:mod:`._invocations`);
+  ``parse_tools`` leaves the counter of a tool another invocation is using
+  alone.
+- ``tasks.memory_drain``: a crew's memory drain waits for its own saves
+  (:mod:`._drain`).
+- ``tasks.flow_state_class``: agent executors reuse one state class per
+  state model (:mod:`._flow_state`), CPU every concurrent crew waits for.
+- ``tasks.lock_queue``: threads queue in-process for CrewAI's named file
+  locks instead of polling them (:mod:`._locks`).
+
+Every patch replaces methods, rebinds a function or sets CrewAI's lock
+backend, and its undo puts the originals back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from ..runtime.patches import Patch, PatchTargetMissing, rebind, register
+from . import _drain, _flow_state, _locks, _runs
+from ._invocations import leased, leased_elsewhere
+from ._pool import host_pool, in_pool_worker
+
+Undo = Callable[[], None]
+
+
+def _class(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise PatchTargetMissing(f"{module}.{name} cannot be loaded ({exc})") from exc
+
+
+def _replace(cls: Any, name: str, make: Callable[[Any], Any]) -> Undo:
+    """Sets ``cls.name`` to ``make(original)``; returns the undo."""
+    original = getattr(cls, name, None)
+    if not callable(original):
+        raise PatchTargetMissing(f"{cls.__module__}.{cls.__qualname__}.{name} does not exist")
+    own = cls.__dict__.get(name)
+    replacement = functools.wraps(original)(make(original))
+    setattr(cls, name, replacement)
+
+    def undo() -> None:
+        if cls.__dict__.get(name) is replacement:
+            if own is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, own)
+
+    return undo
+
+
+def _stacked(steps: list[Callable[[], Undo]]) -> Undo:
+    """Applies ``steps`` in order, all or none; returns the undo of all."""
+    undos: list[Undo] = []
+
+    def undo() -> None:
+        for step in reversed(undos):
+            step()
+
+    try:
+        for step in steps:
+            undos.append(step())
+    except BaseException:
+        undo()
+        raise
+    return undo
+
+
+def _apply_kickoff_for_each() -> Undo:
+    crew_class = _class("crewai.crew", "Crew")
+
+    def make(original: Any) -> Any:
+        def kickoff_for_each(self: Any, inputs: list[dict[str, Any]], input_files: Any = None) -> Any:
+            return _runs.kickoff_for_each(original, self, inputs, input_files)
+
+        return kickoff_for_each
+
+    return _replace(crew_class, "kickoff_for_each", make)
+
+
+def _run_kickoff(crew: Any, inputs: dict[str, Any], input_files: Any) -> Any:
+    # What kickoff_async runs in a thread when it does not stream.
+    return crew.kickoff(inputs=inputs, input_files=input_files)
+
+
+def _run_akickoff(crew: Any, inputs: dict[str, Any], input_files: Any) -> Any:
+    # The crew stays natively async, on an event loop of its own.
+    return asyncio.run(crew.akickoff(inputs=inputs, input_files=input_files))
+
+
+def _apply_for_each_async() -> Undo:
+    crew_class = _class("crewai.crew", "Crew")
+    run_for_each_async = _class("crewai.crews.utils", "run_for_each_async")
+
+    def make(run_one: Callable[[Any, dict[str, Any], Any], Any]) -> Callable[[Any], Any]:
+        def wrap(original: Any) -> Any:
+            async def for_each(self: Any, inputs: list[dict[str, Any]], input_files: Any = None) -> Any:
+                # A stream is consumed on the caller's loop; a loop on a pool
+                # worker must not wait for the pool.
+                if self.stream or in_pool_worker():
+                    return await original(self, inputs, input_files)
+
+                async def kickoff_fn(crew: Any, data: dict[str, Any]) -> Any:
+                    return await asyncio.wrap_future(host_pool().submit(run_one, crew, data, input_files))
+
+                # CrewAI's own loop: copies, gather, usage sum, log reset.
+                return await run_for_each_async(self, inputs, kickoff_fn)
+
+            return for_each
+
+        return wrap
+
+    return _stacked(
+        [
+            functools.partial(_replace, crew_class, "kickoff_for_each_async", make(_run_kickoff)),
+            functools.partial(_replace, crew_class, "akickoff_for_each", make(_run_akickoff)),
+        ]
+    )
+
+
+def _apply_async_execution() -> Undo:
+    task_class = _class("crewai.task", "Task")
+
+    def make(original: Any) -> Any:
+        def execute_async(self: Any, agent: Any = None, context: str | None = None, tools: Any = None) -> Any:
+            def run() -> Any:
+                # CrewAI's own body for a task started asynchronously.
+                done: Future[Any] = Future()
+                self._execute_task_async(agent, context, tools, done)
+                return done.result()
+
+            return host_pool().submit(run)
+
+        return execute_async
+
+    return _replace(task_class, "execute_async", make)
+
+
+def _tools_arg(tools: Any, effective: list[Any] | None, mapped: list[Any] | None) -> Any:
+    """The tools to pass on: CrewAI's own argument unless a stand-in
+    replaced one of them."""
+    if effective is None or mapped is None or all(m is o for m, o in zip(mapped, effective, strict=True)):
+        return tools
+    return mapped
+
+
+def _apply_invocations() -> Undo:
+    agent_class = _class("crewai.agent.core", "Agent")
+    task_class = _class("crewai.task", "Task")
+    # Loaded so that rebind finds every module that imported parse_tools.
+    _class("crewai.lite_agent", "LiteAgent")
+
+    def make_execute(original: Any) -> Any:
+        def execute_task(self: Any, task: Any, context: str | None = None, tools: Any = None) -> Any:
+            effective = list(tools or self.tools or []) or None
+            with leased(self, effective) as (runner, mapped):
+                return original(runner, task, context, _tools_arg(tools, effective, mapped))
+
+        return execute_task
+
+    def make_aexecute(original: Any) -> Any:
+        async def aexecute_task(self: Any, task: Any, context: str | None = None, tools: Any = None) -> Any:
+            effective = list(tools or self.tools or []) or None
+            with leased(self, effective) as (runner, mapped):
+                return await original(runner, task, context, _tools_arg(tools, effective, mapped))
+
+        return aexecute_task
+
+    # The task level holds the agent's lease too: after execute_task returns
+    # it reads agent.last_messages, per-invocation state.
+    def make_core(original: Any) -> Any:
+        def _execute_core(self: Any, agent: Any, context: str | None, tools: Any) -> Any:
+            chosen = agent or self.agent
+            if not isinstance(chosen, agent_class):
+                return original(self, agent, context, tools)
+            with leased(chosen, None) as (runner, _):
+                if runner is chosen:
+                    return original(self, agent, context, tools)
+                try:
+                    return original(self, runner, context, tools)
+                finally:
+                    if self.agent is runner:
+                        self.agent = chosen
+
+        return _execute_core
+
+    def make_acore(original: Any) -> Any:
+        async def _aexecute_core(self: Any, agent: Any, context: str | None, tools: Any) -> Any:
+            chosen = agent or self.agent
+            if not isinstance(chosen, agent_class):
+                return await original(self, agent, context, tools)
+            with leased(chosen, None) as (runner, _):
+                if runner is chosen:
+                    return await original(self, agent, context, tools)
+                try:
+                    return await original(self, runner, context, tools)
+                finally:
+                    if self.agent is runner:
+                        self.agent = chosen
+
+        return _aexecute_core
+
+    stock_parse = importlib.import_module("crewai.utilities.agent_utils").parse_tools
+
+    @functools.wraps(stock_parse)
+    def parse_tools(tools: list[Any]) -> Any:
+        # CrewAI resets every tool's usage counter when it builds an executor
+        # (each task start, each crew setup); a counter another invocation is
+        # spending keeps its value.
+        foreign = sorted((tool for tool in tools if leased_elsewhere(tool)), key=id)
+        if not foreign:
+            return stock_parse(tools)
+        with contextlib.ExitStack() as stack:
+            for tool in foreign:
+                lock = (tool.__pydantic_private__ or {}).get("_usage_lock")
+                if lock is not None:
+                    stack.enter_context(lock)
+            counts = [(tool, tool.current_usage_count) for tool in foreign]
+            try:
+                return stock_parse(tools)
+            finally:
+                for tool, count in counts:
+                    tool.current_usage_count = count
+
+    return _stacked(
+        [
+            functools.partial(_replace, agent_class, "execute_task", make_execute),
+            functools.partial(_replace, agent_class, "aexecute_task", make_aexecute),
+            functools.partial(_replace, task_class, "_execute_core", make_core),
+            functools.partial(_replace, task_class, "_aexecute_core", make_acore),
+            functools.partial(rebind, "crewai.utilities.agent_utils", "parse_tools", parse_tools),
+        ]
+    )
+
+
+def _apply_memory_drain() -> Undo:
+    memory_class = _class("crewai.memory.unified_memory", "Memory")
+
+    def make_submit(original: Any) -> Any:
+        def _submit_save(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            return _drain.tag(original(self, fn, *args, **kwargs))
+
+        return _submit_save
+
+    def make_drain(original: Any) -> Any:
+        def drain_writes(self: Any) -> None:
+            if not _drain.drain_own_writes(self):
+                original(self)
+
+        return drain_writes
+
+    return _stacked(
+        [
+            functools.partial(_replace, memory_class, "_submit_save", make_submit),
+            functools.partial(_replace, memory_class, "drain_writes", make_drain),
+        ]
+    )
+
+
+def _apply_lock_queue() -> Undo:
+    try:
+        store = importlib.import_module("crewai_core.lock_store")
+    except ImportError as exc:
+        raise PatchTargetMissing(f"crewai_core.lock_store cannot be imported ({exc})") from exc
+    setter = getattr(store, "set_lock_backend", None)
+    if setter is None:
+        raise PatchTargetMissing("crewai_core.lock_store.set_lock_backend does not exist")
+    previous = getattr(store, "_backend", None)
+    redis_available = getattr(store, "_redis_available", lambda: False)
+    if previous is None and redis_available():
+        return lambda: None
+    ours = _locks.queued(previous or _locks.file_lock)
+    setter(ours)
+
+    def undo() -> None:
+        if getattr(store, "_backend", None) is ours:
+            setter(previous)
+
+    return undo
+
+
+def _apply_flow_state_class() -> Undo:
+    flow_class = _class("crewai.flow.runtime", "Flow")
+    flow_state = _class("crewai.flow.runtime", "FlowState")
+    return _replace(
+        flow_class,
+        "_create_initial_state",
+        lambda original: _flow_state.make_create_initial_state(original, flow_state),
+    )
+
+
+for _name, _apply, _description in (
+    ("tasks.kickoff_for_each", _apply_kickoff_for_each, "Crew.kickoff_for_each runs its copies on the host pool"),
+    (
+        "tasks.for_each_async",
+        _apply_for_each_async,
+        "kickoff_for_each_async / akickoff_for_each run their crews on the host pool",
+    ),
+    ("tasks.async_execution", _apply_async_execution, "Task.execute_async runs on the host pool"),
+    (
+        "tasks.invocations",
+        _apply_invocations,
+        "concurrent invocations of one agent or tool get their own executor state and usage counters",
+    ),
+    ("tasks.memory_drain", _apply_memory_drain, "a crew's memory drain waits for its own saves only"),
+    (
+        "tasks.flow_state_class",
+        _apply_flow_state_class,
+        "agent executors reuse one state class per state model instead of building one each",
+    ),
+    (
+        "tasks.lock_queue",
+        _apply_lock_queue,
+        "threads queue in-process for CrewAI's named file locks instead of polling them",
+    ),
+):
+    register(Patch(name=_name, component="tasks", apply=_apply, description=_description))
