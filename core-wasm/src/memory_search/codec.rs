@@ -371,6 +371,50 @@ pub(super) fn write_hits(index: &Index, hits: &[(usize, f64)]) -> Result<String,
     out.finish()
 }
 
+/// `[[id, version, score], ...]` for `hits`.
+pub(super) fn write_hit_ids(index: &Index, hits: &[(usize, f64)]) -> Result<String, MemError> {
+    let mut out = Output::new();
+    out.push_str("[")?;
+    for (i, &(row, score)) in hits.iter().enumerate() {
+        let id = &index.record(row).id;
+        // The id, a version (20 digits) and a score (24 characters at most).
+        out.room(string_bound(id).saturating_add(64))?;
+        out.text.push_str(if i > 0 { ",[" } else { "[" });
+        json::write_string(&mut out.text, id);
+        out.text.push(',');
+        out.text.push_str(&index.version(row).to_string());
+        out.text.push(',');
+        json::write_float(&mut out.text, score);
+        out.text.push(']');
+        out.check()?;
+    }
+    out.push_str("]")?;
+    out.finish()
+}
+
+/// `[[version, record] | null, ...]` for `rows`.
+pub(super) fn write_versioned(index: &Index, rows: impl Iterator<Item = Option<usize>>) -> Result<String, MemError> {
+    let mut out = Output::new();
+    out.push_str("[")?;
+    for (i, row) in rows.enumerate() {
+        if i > 0 {
+            out.push_str(",")?;
+        }
+        match row {
+            Some(row) => {
+                out.push_str("[")?;
+                out.push_str(&index.version(row).to_string())?;
+                out.push_str(",")?;
+                out.push_record(index, row)?;
+                out.push_str("]")?;
+            }
+            None => out.push_str("null")?,
+        }
+    }
+    out.push_str("]")?;
+    out.finish()
+}
+
 pub(super) fn write_rows(index: &Index, rows: impl Iterator<Item = usize>) -> Result<String, MemError> {
     let mut out = Output::new();
     out.push_str("[")?;

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::codec::{
-    bounded, check_record_size, decode_vector, parse_records, write_hits, write_rows, write_string_array, Output,
+    bounded, check_record_size, decode_vector, parse_records, write_hit_ids, write_hits, write_rows,
+    write_string_array, write_versioned, Output,
 };
 use super::constants::constants;
 use super::filter::{in_scope, rooted_prefix, string_list, Filter};
@@ -155,19 +156,30 @@ impl Store {
 
     /// Exact top-`limit` vector search; JSON `[[record, score], ...]`.
     pub fn search(&mut self, query: &str, filter: &str, limit: u32, min_score: f64) -> Result<String, MemError> {
+        let hits = self.vector_hits(query, filter, limit, min_score)?;
+        write_hits(&self.index, &hits)
+    }
+
+    /// [`Store::search`] as `[[id, version, score], ...]`.
+    pub fn search_hits(&mut self, query: &str, filter: &str, limit: u32, min_score: f64) -> Result<String, MemError> {
+        let hits = self.vector_hits(query, filter, limit, min_score)?;
+        write_hit_ids(&self.index, &hits)
+    }
+
+    /// The rows and scores of an exact top-`limit` vector search.
+    fn vector_hits(&self, query: &str, filter: &str, limit: u32, min_score: f64) -> Result<Vec<(usize, f64)>, MemError> {
         if min_score.is_nan() {
             return Err(invalid("min-score is NaN"));
         }
         let q = decode_vector(query, "query")?;
         let filter = Filter::parse(filter)?;
         let Some(dim) = self.index.dim() else {
-            return Ok("[]".to_owned());
+            return Ok(Vec::new());
         };
         if q.len() != dim {
             return Err(mismatch(dim, q.len()));
         }
-        let hits = vector_top_k(&self.index, &q, &filter, limit as usize, min_score);
-        write_hits(&self.index, &hits)
+        Ok(vector_top_k(&self.index, &q, &filter, limit as usize, min_score))
     }
 
     /// BM25 search of `content`; JSON `[[record, score], ...]`.
@@ -175,6 +187,22 @@ impl Store {
         let filter = Filter::parse(filter)?;
         let hits = text_top_k(&self.index, query, &filter, limit as usize);
         write_hits(&self.index, &hits)
+    }
+
+    /// [`Store::search_text`] as `[[id, version, score], ...]`.
+    pub fn search_text_hits(&mut self, query: &str, filter: &str, limit: u32) -> Result<String, MemError> {
+        let filter = Filter::parse(filter)?;
+        let hits = text_top_k(&self.index, query, &filter, limit as usize);
+        write_hit_ids(&self.index, &hits)
+    }
+
+    /// `[[version, record] | null, ...]` for the JSON array of ids `ids`.
+    pub fn records(&mut self, ids: &str) -> Result<String, MemError> {
+        let ids = match parse_json(ids, "ids")? {
+            v @ Value::Array(_) => string_list(v, "ids").map_err(|_| invalid("ids must be a JSON array of strings"))?,
+            _ => return Err(invalid("ids must be a JSON array of strings")),
+        };
+        write_versioned(&self.index, ids.iter().map(|id| self.index.row_of(id)))
     }
 
     /// Deletes the records matching `filter` (`{}` deletes all); returns how

@@ -12,8 +12,8 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -337,7 +337,7 @@ class PythonMemoryIndex(_Guarded):
             )
             conn.execute("COMMIT")
             for row in rows:
-                table.records[row].last_accessed = at
+                table.touched(row, at)
             return len(rows)
 
         return int(self._run(True, work))
@@ -345,6 +345,16 @@ class PythonMemoryIndex(_Guarded):
     # -------------------------------------------------------------- reads
 
     def search(self, query: str, filter: str, limit: int, min_score: float) -> str:
+        return str(self._read(self._vector_hits(query, filter, limit, min_score, _Table.hits_json)))
+
+    def search_hits(self, query: str, filter: str, limit: int, min_score: float) -> str:
+        return str(self._read(self._vector_hits(query, filter, limit, min_score, _Table.hit_ids_json)))
+
+    @staticmethod
+    def _vector_hits(
+        query: str, filter: str, limit: int, min_score: float, write: Callable[[_Table, list[tuple[int, float]]], str]
+    ) -> Callable[[_Table], str]:
+        """The exact top-``limit`` vector search, its hits written by ``write``."""
         _u32(limit, "limit")
         if math.isnan(min_score):
             raise InvalidRecordError("min-score is NaN")
@@ -353,11 +363,11 @@ class PythonMemoryIndex(_Guarded):
 
         def work(table: _Table) -> str:
             if table.dim is None:
-                return "[]"
+                return write(table, [])
             if len(q) != table.dim:
                 raise DimensionMismatchError(table.dim, len(q))
             if limit == 0 or not len(table) or min_score > 1.0:
-                return "[]"
+                return write(table, [])
             rows = None if f.is_empty() else np.asarray(f.rows(table), dtype=np.intp)
             n = len(table)
             vectors = table.vectors[:n] if rows is None else table.vectors[rows]
@@ -368,18 +378,28 @@ class PythonMemoryIndex(_Guarded):
             usable = table.usable(rows)
             keep = np.flatnonzero(passing if usable is None else passing & usable)
             best = keep[np.lexsort((seqs[keep], d[keep]))[:limit]]
-            return table.hits_json((int(i) if rows is None else int(rows[i]), float(scores[i])) for i in best)
+            return write(table, [(int(i) if rows is None else int(rows[i]), float(scores[i])) for i in best])
 
-        return str(self._read(work))
+        return work
 
     def search_text(self, query: str, filter: str, limit: int) -> str:
+        return str(self._read(self._text_hits(query, filter, limit, _Table.hits_json)))
+
+    def search_text_hits(self, query: str, filter: str, limit: int) -> str:
+        return str(self._read(self._text_hits(query, filter, limit, _Table.hit_ids_json)))
+
+    @staticmethod
+    def _text_hits(
+        query: str, filter: str, limit: int, write: Callable[[_Table, list[tuple[int, float]]], str]
+    ) -> Callable[[_Table], str]:
+        """The BM25 top-``limit``, its hits written by ``write``."""
         _u32(limit, "limit")
         f = _Filter.parse(_plain_text(filter))
         _plain_text(query)
 
         def work(table: _Table) -> str:
             if limit == 0:
-                return "[]"
+                return write(table, [])
             allowed = None if f.ids is None else set(f.ids)
             hits = []
             for id, score in table.text.score(query).items():
@@ -387,9 +407,26 @@ class PythonMemoryIndex(_Guarded):
                 if (allowed is None or id in allowed) and f.matches(table.records[row]):
                     hits.append((row, score))
             hits.sort(key=lambda h: (-h[1], int(table.seqs[h[0]])))
-            return table.hits_json(hits[:limit])
+            return write(table, hits[:limit])
 
-        return str(self._read(work))
+        return work
+
+    def records(self, ids: str) -> str:
+        parsed = _parse_json(_plain_text(ids), "ids")
+        if not isinstance(parsed, list) or not all(isinstance(i, str) for i in parsed):
+            raise InvalidRecordError("ids must be a JSON array of strings")
+        return str(self._read(lambda table: table.versioned_json(table.by_id.get(id) for id in parsed)))
+
+    @property
+    def epoch(self) -> int:
+        # Versions come from one process-wide counter and are never reused.
+        return 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        # The order every call takes them in (see _run).
+        with self._mutex, self._hold(False):
+            yield
 
     def get(self, id: str) -> str | None:
         _plain_text(id)

@@ -499,3 +499,91 @@ fn results_past_the_limit_are_refused_without_building_them() {
 fn search_result(s: &mut Store, limit: u32) -> Result<String, MemError> {
     s.search(&b64(&[1.0]), "{}", limit, 0.0)
 }
+
+/// `[id, version, score]` triples as (id, version, score).
+fn hit_triples(text: &str) -> Vec<(String, u64, f64)> {
+    let Value::Array(items) = json::parse(text).unwrap() else {
+        panic!("not an array: {text}")
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Array(t) => match (&t[0], &t[1], &t[2]) {
+                (Value::String(id), Value::Number(json::Number::Integer(v)), score) => {
+                    (id.clone(), v.parse().unwrap(), score.as_f64().unwrap())
+                }
+                _ => panic!("not a triple: {text}"),
+            },
+            _ => panic!("not a triple: {text}"),
+        })
+        .collect()
+}
+
+#[test]
+fn hits_name_the_records_search_returns_and_records_fetches_them() {
+    let (_dir, mut s) = open_temp("hits");
+    let recs: Vec<String> = (0..40)
+        .map(|i| {
+            let v = [i as f32 * 0.25, 1.0 - i as f32 * 0.1, 0.5];
+            rec(&format!("r{i}"), &format!("word{} common", i % 5), "/crew/a", &["c"], i as f64, Some(&v))
+        })
+        .collect();
+    save(&mut s, &recs);
+    let q = b64(&[1.0, 0.0, 0.5]);
+    for (filter, limit, min_score) in [("{}", 10, 0.0), ("{\"ids\":[\"r3\",\"r9\"]}", 5, 0.0), ("{}", 40, 0.3)] {
+        let full = s.search(&q, filter, limit, min_score).unwrap();
+        let hits = hit_triples(&s.search_hits(&q, filter, limit, min_score).unwrap());
+        assert_eq!(hits.iter().map(|h| h.0.clone()).collect::<Vec<_>>(), ids_of(&full));
+        assert_eq!(hits.iter().map(|h| h.2).collect::<Vec<_>>(), scores_of(&full));
+        // records() gives the same records, with the same versions.
+        let ids: Vec<String> = hits.iter().map(|h| jstr(&h.0)).collect();
+        let fetched = s.records(&format!("[{},\"missing\"]", ids.join(","))).unwrap();
+        let Value::Array(pairs) = json::parse(&fetched).unwrap() else { panic!() };
+        assert_eq!(pairs.len(), hits.len() + 1);
+        assert_eq!(pairs.last(), Some(&Value::Null));
+        let Value::Array(full_pairs) = json::parse(&full).unwrap() else { panic!() };
+        for ((pair, hit), full_pair) in pairs.iter().zip(&hits).zip(&full_pairs) {
+            let (Value::Array(pair), Value::Array(full_pair)) = (pair, full_pair) else { panic!() };
+            assert_eq!(pair[0].as_f64().unwrap() as u64, hit.1);
+            assert_eq!(pair[1], full_pair[0]);
+        }
+    }
+    let text = hit_triples(&s.search_text_hits("word3", "{}", 10).unwrap());
+    assert_eq!(text.iter().map(|h| h.0.clone()).collect::<Vec<_>>(), ids_of(&s.search_text("word3", "{}", 10).unwrap()));
+    assert!(s.records("[1]").is_err() && s.records("{}").is_err());
+}
+
+#[test]
+fn a_records_version_changes_with_every_write_and_is_never_reused() {
+    let (dir, mut s) = open_temp("versions");
+    let v = [1.0f32, 0.0];
+    save(&mut s, &[rec("a", "x", "/s", &[], 1.0, Some(&v)), rec("b", "y", "/s", &[], 2.0, Some(&v))]);
+    let version = |s: &mut Store, id: &str| -> u64 {
+        let text = s.records(&format!("[{}]", jstr(id))).unwrap();
+        let Value::Array(pairs) = json::parse(&text).unwrap() else { panic!() };
+        let Value::Array(pair) = &pairs[0] else { panic!() };
+        pair[0].as_f64().unwrap() as u64
+    };
+    let mut seen = std::collections::HashSet::new();
+    let (a0, b0) = (version(&mut s, "a"), version(&mut s, "b"));
+    assert!(seen.insert(a0) && seen.insert(b0));
+    // Reading changes nothing.
+    s.search(&b64(&v), "{}", 2, 0.0).unwrap();
+    assert_eq!(version(&mut s, "a"), a0);
+    s.touch("[\"a\"]", "later").unwrap();
+    let a1 = version(&mut s, "a");
+    assert!(seen.insert(a1));
+    assert_eq!(version(&mut s, "b"), b0);
+    save(&mut s, &[rec("b", "y2", "/s", &[], 2.0, Some(&v))]);
+    let b1 = version(&mut s, "b");
+    assert!(seen.insert(b1));
+    // Deleting a row moves another into its place: versions follow records.
+    s.delete("{\"ids\":[\"a\"]}").unwrap();
+    assert_eq!(version(&mut s, "b"), b1);
+    // Another connection's commit reloads the index: every record is new.
+    let mut other = Store::open(&dir.db()).unwrap();
+    save(&mut other, &[rec("c", "z", "/s", &[], 3.0, Some(&v))]);
+    assert!(s.refresh().unwrap());
+    let (b2, c0) = (version(&mut s, "b"), version(&mut s, "c"));
+    assert!(seen.insert(b2) && seen.insert(c0));
+}
