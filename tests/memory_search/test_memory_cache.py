@@ -64,7 +64,9 @@ def test_a_search_returns_what_the_full_search_returns_cold_and_warm(store: Acce
     assert text == [(record_from_wire(item).model_dump(), score) for item, score in full]
 
 
-def test_only_records_not_built_yet_are_fetched(store: AcceleratedMemoryStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_records_not_built_yet_are_fetched(
+    store: AcceleratedMemoryStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index = store._index
     asked: list[list[str]] = []
     fetch = index.records
