@@ -159,9 +159,12 @@ class RecordCache:
     def sync(self, epoch: int) -> None:
         """Forgets everything when the index's epoch moved."""
         if epoch != self._epoch:
-            self._entries.clear()
-            self._size = 0
+            self.clear()
             self._epoch = epoch
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._size = 0
 
     def get(self, id: str, version: int) -> Any:
         """What was built for this version of the record, or None."""
