@@ -83,9 +83,34 @@ PREFIXES = st.none() | SCOPES
 LIMITS = st.integers(0, 8)
 
 
+def packed_batch(items: list[dict[str, Any]], skew: int) -> tuple[str, str]:
+    """``save-packed``'s arguments for a batch of ``save`` records: each
+    base64 embedding moved into one block, replaced by its count of values
+    (``skew`` added to the last count, to miscount the block)."""
+    block = b""
+    counted = []
+    for item in items:
+        item = dict(item)
+        if isinstance(item.get("embedding"), str):
+            raw = base64.b64decode(item["embedding"])
+            block += raw
+            item["embedding"] = len(raw) // 4
+        counted.append(item)
+    for item in reversed(counted):
+        if isinstance(item.get("embedding"), int) and skew:
+            item["embedding"] += skew
+            break
+    return json.dumps(counted), base64.b64encode(block).decode("ascii")
+
+
 def operations(dim: int) -> st.SearchStrategy[tuple[Any, ...]]:
     return st.one_of(
         st.tuples(st.just("save"), st.lists(records(dim), max_size=6).map(json.dumps)),
+        st.builds(
+            lambda items, skew: ("save_packed", *packed_batch(items, skew)),
+            st.lists(records(dim), max_size=6),
+            st.sampled_from([0, 0, 0, 1, -1]),
+        ),
         st.tuples(st.just("search"), vectors(dim), FILTERS, LIMITS, st.sampled_from([0.0, 0.3, -1.0, 1.0, 1.5])),
         st.tuples(st.just("search_text"), CONTENT, FILTERS, LIMITS),
         st.tuples(st.just("search_hits"), vectors(dim), FILTERS, LIMITS, st.sampled_from([0.0, 0.3, -1.0, 1.0, 1.5])),

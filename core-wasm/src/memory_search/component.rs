@@ -47,6 +47,10 @@ impl GuestStore for StoreResource {
         self.with(|s| s.save(&records))
     }
 
+    fn save_packed(&self, records: String, vectors: String) -> Result<u32, Error> {
+        self.with(|s| s.save_packed(&records, &vectors))
+    }
+
     fn search(&self, query: String, filter: String, limit: u32, min_score: f64) -> Result<String, Error> {
         self.with(|s| s.search(&query, &filter, limit, min_score))
     }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::codec::{
-    bounded, check_record_size, decode_vector, parse_records, write_hit_ids, write_hits, write_rows,
-    write_string_array, write_versioned, Output,
+    bounded, check_record_size, decode_vector, parse_packed_records, parse_records, write_hit_ids, write_hits,
+    write_rows, write_string_array, write_versioned, NewRecord, Output,
 };
 use super::constants::constants;
 use super::filter::{in_scope, rooted_prefix, string_list, Filter};
@@ -97,6 +97,21 @@ impl Store {
         // Parsing takes a few times the text (strings, metadata, vectors).
         memory::ensure(records.len().saturating_mul(3), "reading the batch")?;
         let batch = parse_records(records)?;
+        self.write_batch(batch)
+    }
+
+    /// [`Store::save`] with the embeddings in one base64 block beside the
+    /// records' JSON (each record's `embedding` the count of its values).
+    pub fn save_packed(&mut self, records: &str, vectors: &str) -> Result<u32, MemError> {
+        memory::ensure(
+            records.len().saturating_add(vectors.len()).saturating_mul(3),
+            "reading the batch",
+        )?;
+        let batch = parse_packed_records(records, vectors)?;
+        self.write_batch(batch)
+    }
+
+    fn write_batch(&mut self, batch: Vec<NewRecord>) -> Result<u32, MemError> {
         if batch.is_empty() {
             return Ok(0);
         }
@@ -167,7 +182,13 @@ impl Store {
     }
 
     /// The rows and scores of an exact top-`limit` vector search.
-    fn vector_hits(&self, query: &str, filter: &str, limit: u32, min_score: f64) -> Result<Vec<(usize, f64)>, MemError> {
+    fn vector_hits(
+        &self,
+        query: &str,
+        filter: &str,
+        limit: u32,
+        min_score: f64,
+    ) -> Result<Vec<(usize, f64)>, MemError> {
         if min_score.is_nan() {
             return Err(invalid("min-score is NaN"));
         }

@@ -48,6 +48,18 @@ def _checked(value: Any) -> Any:
     raise _CORE_ERRORS.get(err.tag, StorageFailure)(str(err.payload))
 
 
+def _check_batch_size(characters: int) -> None:
+    """The text is copied into the core, then parsed into a few times its
+    size there; past a quarter of the core's memory limit that can never
+    fit, and copying it in would trap."""
+    limit = memory_limit_bytes()
+    if characters > limit // 4:
+        raise StoreCapacityError(
+            f"a batch of {characters} characters cannot fit in the core's memory "
+            f"(FAST_CREWAI_MEMORY_LIMIT_MB={limit >> 20}); save fewer records at a time"
+        )
+
+
 class WasmMemoryIndex(_Guarded):
     """The contract served by the core: one ``store`` resource in the
     instance granted the database's directory."""
@@ -143,16 +155,12 @@ class WasmMemoryIndex(_Guarded):
         return str(self._call(False, "records", ids))
 
     def save(self, records: str) -> int:
-        # The text is copied into the core, then parsed into a few times its
-        # size there; past a quarter of the core's memory limit that can
-        # never fit, and copying it in would trap.
-        limit = memory_limit_bytes()
-        if len(records) > limit // 4:
-            raise StoreCapacityError(
-                f"a batch of {len(records)} characters cannot fit in the core's memory "
-                f"(FAST_CREWAI_MEMORY_LIMIT_MB={limit >> 20}); save fewer records at a time"
-            )
+        _check_batch_size(len(records))
         return int(self._call(True, "save", records))
+
+    def save_packed(self, records: str, vectors: str) -> int:
+        _check_batch_size(len(records) + len(vectors))
+        return int(self._call(True, "save-packed", records, vectors))
 
     def search(self, query: str, filter: str, limit: int, min_score: float) -> str:
         return str(self._call(False, "search", query, filter, _u32(limit, "limit"), float(min_score)))

@@ -235,7 +235,12 @@ class PythonMemoryIndex(_Guarded):
     # -------------------------------------------------------------- writes
 
     def save(self, records: str) -> int:
-        batch = _parse_records(_plain_text(records))
+        return self._save(_parse_records(_plain_text(records)))
+
+    def save_packed(self, records: str, vectors: str) -> int:
+        return self._save(_parse_records(_plain_text(records), _plain_text(vectors)))
+
+    def _save(self, batch: list[tuple[_Record, Vector | None]]) -> int:
         if not batch:
             return 0
         for i, (r, e) in enumerate(batch):

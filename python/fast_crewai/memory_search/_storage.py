@@ -90,16 +90,20 @@ def _packer(length: int) -> struct.Struct:
     return struct.Struct(f"<{length}f")
 
 
-def _pack_vector(vector: Sequence[float]) -> str:
-    """Base64 of little-endian float32 values. (``struct`` packs a list of
-    floats about three times as fast as ``array('f', ...)``, rounding each
-    to the nearest float32 the same way; a value past float32's range is
-    refused here rather than made an infinity for the store to refuse.)"""
+def _packed(vector: Sequence[float]) -> bytes:
+    """Little-endian float32 values. (``struct`` packs a list of floats about
+    three times as fast as ``array('f', ...)``, rounding each to the nearest
+    float32 the same way; a value past float32's range is refused here
+    rather than made an infinity for the store to refuse.)"""
     try:
-        packed = _packer(len(vector)).pack(*vector)
+        return _packer(len(vector)).pack(*vector)
     except (TypeError, OverflowError, struct.error) as exc:
         raise InvalidRecordError(f"an embedding must be a sequence of numbers within float32's range: {exc}") from None
-    return base64.b64encode(packed).decode("ascii")
+
+
+def _pack_vector(vector: Sequence[float]) -> str:
+    """Base64 of little-endian float32 values."""
+    return base64.b64encode(_packed(vector)).decode("ascii")
 
 
 def _unpack_vector(text: str) -> list[float]:
@@ -109,31 +113,36 @@ def _unpack_vector(text: str) -> list[float]:
     return packed.tolist()
 
 
-def record_to_wire(record: MemoryRecord) -> str:
-    """The contract's JSON object for ``record``, as text."""
-    fields = _wire(
-        {
-            "id": record.id,
-            "content": record.content,
-            "scope": record.scope,
-            "categories": record.categories,
-            "metadata": record.metadata,
-            "importance": record.importance,
-            "created_at": record.created_at.isoformat(),
-            "created_ts": _timestamp(record.created_at),
-            "last_accessed": record.last_accessed.isoformat(),
-            "source": record.source,
-            "private": record.private,
-        },
-        "a record",
-    )
-    embedding = record.embedding
-    if embedding is None or not len(embedding):
-        return fields[:-1] + ',"embedding":null}'
-    # Spliced in rather than passed through json.dumps, which copies a
-    # batch's megabytes of base64 several times over (base64 needs no
-    # escaping).
-    return f'{fields[:-1]},"embedding":"{_pack_vector(embedding)}"}}'
+def records_to_wire(records: list[MemoryRecord]) -> tuple[str, str]:
+    """The contract's ``save-packed`` arguments for ``records``: their JSON,
+    each embedding replaced by its count of values, and every embedding in
+    one base64 block (encoded once for the batch, and never read as JSON
+    text by the store)."""
+    fields = []
+    vectors = []
+    for record in records:
+        embedding = record.embedding
+        count = None
+        if embedding is not None and len(embedding):
+            vectors.append(_packed(embedding))
+            count = len(embedding)
+        fields.append(
+            {
+                "id": record.id,
+                "content": record.content,
+                "scope": record.scope,
+                "categories": record.categories,
+                "metadata": record.metadata,
+                "importance": record.importance,
+                "created_at": record.created_at.isoformat(),
+                "created_ts": _timestamp(record.created_at),
+                "last_accessed": record.last_accessed.isoformat(),
+                "source": record.source,
+                "private": record.private,
+                "embedding": count,
+            }
+        )
+    return _wire(fields, "a record"), base64.b64encode(b"".join(vectors)).decode("ascii")
 
 
 def _record_builder() -> Callable[[dict[str, Any]], MemoryRecord]:
@@ -422,9 +431,9 @@ class AcceleratedMemoryStorage:
         for record in records:
             if not isinstance(record, MemoryRecord):
                 raise _wrong("every record", "a MemoryRecord", record)
-        wire = "[" + ",".join([record_to_wire(r) for r in records]) + "]"
+        text, vectors = records_to_wire(records)
         try:
-            self._live().save(wire)
+            self._live().save_packed(text, vectors)
         except DimensionMismatchError as exc:
             raise EmbeddingDimensionMismatchError(exc.stored, exc.given) from None
 
