@@ -154,6 +154,7 @@ class _Export:
             raise TypeError(f"expected {count} arguments, got {len(params)}")
         raw = self._params
         lowered = 0
+        value: Any
         try:
             for fast, ty, value in zip(self._fast_params, self.param_types, params, strict=True):
                 slot = raw[lowered]
@@ -179,7 +180,8 @@ class _Export:
             # Calling stores the results over the array's old contents, which
             # it frees first: it must start out holding nothing.
             result = _Val()
-            has_result = self.result_type is not None
+            result_type = self.result_type
+            has_result = result_type is not None
             error = _func_call(
                 self._func_ref,
                 self._context,
@@ -192,7 +194,7 @@ class _Export:
                 raise _wasmtime_error(error)
             if self.result_cases is not None:
                 return self._lift_result(result)
-            return self.result_type.convert_from_c(result) if has_result else None
+            return result_type.convert_from_c(result) if result_type is not None else None
         finally:
             for i in range(lowered):
                 _val_delete(ctypes.byref(raw[i]))
