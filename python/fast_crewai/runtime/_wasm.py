@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import wasmtime
 import wasmtime.component as wc
@@ -165,10 +165,10 @@ class _Export:
                     if not isinstance(value, accepted):
                         raise TypeError(f"expected {accepted[0].__name__} for argument {lowered}, got {value!r}")
                     if kind == _KIND_STRING:
-                        data = value.encode("utf-8")
+                        data = cast(str, value).encode("utf-8")
                         _byte_vec_new(ctypes.byref(slot.of.string), len(data), data)
                     elif kind == _KIND_RESOURCE:
-                        slot.of.resource = _resource_clone(value.ptr())
+                        slot.of.resource = _resource_clone(cast(wc.ResourceAny, value).ptr())
                     elif kind == _KIND_U32:
                         slot.of.u32 = value
                     elif kind == _KIND_U64:
