@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import wasmtime
 import wasmtime.component as wc
@@ -111,6 +111,10 @@ _FAST_PARAMS: dict[type, tuple[int, tuple[type, ...]]] = {
     wc.U64: (_KIND_U64, (int,)),
     wc.F64: (_KIND_F64, (float,)),
 }
+# Strings up to this size stay lowered in their slot between calls.
+_KEPT_STRING_BYTES = 4096
+# What an argument slot keeps when it keeps nothing (None is an argument).
+_NOTHING = object()
 # Ok payloads lifted here; others go through wasmtime-py.
 _FAST_OK: dict[type, int] = {wc.String: _KIND_STRING, wc.U32: _KIND_U32, wc.U64: _KIND_U64, wc.Bool: _KIND_BOOL}
 
@@ -139,6 +143,11 @@ class _Export:
         self._fast_ok = _FAST_OK.get(type(ok)) if ok is not None else None
         self._count = len(self.param_types)
         self._params = (_Val * max(1, self._count))()
+        # Per argument slot, the handle or short string whose lowering the
+        # slot still holds: a call with the same object (a resource's own
+        # handle, the same SQL text) leaves it there instead of lowering it
+        # again. Freed by release().
+        self._kept: list[Any] = [_NOTHING] * self._count
         self._func_ref = ctypes.byref(func._func)
         # The store's context lives as long as the store, which outlives
         # this export (an instance drops its exports with its store).
@@ -153,30 +162,45 @@ class _Export:
         if len(params) != count:
             raise TypeError(f"expected {count} arguments, got {len(params)}")
         raw = self._params
-        lowered = 0
+        kept = self._kept
+        # Slots lowered for this call only, freed after it.
+        temporary: list[int] = []
         value: Any
         try:
-            for fast, ty, value in zip(self._fast_params, self.param_types, params, strict=True):
-                slot = raw[lowered]
+            for i, (fast, ty, value) in enumerate(zip(self._fast_params, self.param_types, params, strict=True)):
+                if value is kept[i]:
+                    continue
+                slot = raw[i]
+                if kept[i] is not _NOTHING:
+                    self._free(i)
                 if fast is None:
                     ty.convert_to_c(store, value, ctypes.pointer(slot))
+                    temporary.append(i)
+                    continue
+                kind, accepted = fast
+                # (Through a variable: an isinstance narrowing would type the value as object.)
+                acceptable = isinstance(value, accepted)
+                if not acceptable:
+                    raise TypeError(f"expected {accepted[0].__name__} for argument {i}, got {value!r}")
+                if kind == _KIND_STRING:
+                    data = value.encode("utf-8")
+                    _byte_vec_new(ctypes.byref(slot.of.string), len(data), data)
+                    if len(data) <= _KEPT_STRING_BYTES:
+                        kept[i] = value
+                    else:
+                        temporary.append(i)
+                elif kind == _KIND_RESOURCE:
+                    slot.of.resource = _resource_clone(value.ptr())
+                    kept[i] = value
                 else:
-                    kind, accepted = fast
-                    if not isinstance(value, accepted):
-                        raise TypeError(f"expected {accepted[0].__name__} for argument {lowered}, got {value!r}")
-                    if kind == _KIND_STRING:
-                        data = cast(str, value).encode("utf-8")
-                        _byte_vec_new(ctypes.byref(slot.of.string), len(data), data)
-                    elif kind == _KIND_RESOURCE:
-                        slot.of.resource = _resource_clone(cast(wc.ResourceAny, value).ptr())
-                    elif kind == _KIND_U32:
+                    if kind == _KIND_U32:
                         slot.of.u32 = value
                     elif kind == _KIND_U64:
                         slot.of.u64 = value
                     else:
                         slot.of.f64 = value
-                    slot.kind = kind
-                lowered += 1
+                    temporary.append(i)
+                slot.kind = kind
             # Calling stores the results over the array's old contents, which
             # it frees first: it must start out holding nothing.
             result = _Val()
@@ -196,9 +220,20 @@ class _Export:
                 return self._lift_result(result)
             return result_type.convert_from_c(result) if result_type is not None else None
         finally:
-            for i in range(lowered):
+            for i in temporary:
                 _val_delete(ctypes.byref(raw[i]))
                 raw[i].kind = _KIND_BOOL
+
+    def _free(self, i: int) -> None:
+        _val_delete(ctypes.byref(self._params[i]))
+        self._params[i].kind = _KIND_BOOL
+        self._kept[i] = _NOTHING
+
+    def release(self) -> None:
+        """Frees what the argument slots still hold."""
+        for i, held in enumerate(self._kept):
+            if held is not _NOTHING:
+                self._free(i)
 
     def _lift_result(self, raw: Any) -> Any:
         assert self.result_cases is not None
@@ -291,6 +326,8 @@ class Instance:
         store = self._store
         self._store = None
         self._instance = None
+        for export in self._exports.values():
+            export.release()
         self._exports = {}
         self.generation += 1
         if store is not None:

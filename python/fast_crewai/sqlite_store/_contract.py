@@ -87,6 +87,9 @@ def _value(value: Any, where: object) -> Value:
 def normalize_params(params: Params) -> Sequence[Value] | dict[str, Value]:
     """Checks parameters and returns them with plain Python types; named
     keys lose their sigil. Plain values pass without a copy."""
+    # The common case first, without the abstract base classes' checks.
+    if isinstance(params, (tuple, list)) and set(map(type, params)) <= _PLAIN:
+        return params
     if isinstance(params, Mapping):
         named: dict[str, Value] = {}
         for key, value in params.items():
