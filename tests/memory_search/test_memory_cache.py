@@ -153,3 +153,30 @@ def test_the_cache_keeps_the_most_recently_used_records_within_its_size() -> Non
     assert len(cache) == 160
     cache.sync(2)
     assert len(cache) == 0
+
+
+def test_the_core_applies_another_writers_commit_alone_and_keeps_the_rest_built(tmp_path: Path) -> None:
+    """After another connection's commit the core reads only the records it
+    wrote (the file's change log names them): the others keep their versions,
+    so the records the host built for them stay good."""
+    from fast_crewai.memory_search._open import open_index, release_index
+    from fast_crewai.runtime import backend as _backend
+
+    _backend.runtime()
+    database = tmp_path / "memory.db"
+    index = open_index("wasm", database)
+    other = WasmMemoryIndex(database)
+    try:
+        items = [{"id": f"r{i}", "content": "x", "created_at": "t", "created_ts": 1.0} for i in range(50)]
+        other.save(json.dumps(items))
+        query = ["r3", "r4", "r5"]
+        before = json.loads(index.records(json.dumps(query)))
+        other.save(json.dumps([{"id": "r4", "content": "changed", "created_at": "t", "created_ts": 1.0}]))
+        other.delete(json.dumps({"ids": ["r5"]}))
+        after = json.loads(index.records(json.dumps(query)))
+        assert after[0] == before[0]
+        assert after[1][0] != before[1][0] and after[1][1]["content"] == "changed"
+        assert after[2] is None
+    finally:
+        other.close()
+        release_index("wasm", database)

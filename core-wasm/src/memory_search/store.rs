@@ -20,36 +20,79 @@ use crate::json::{self, Value};
 pub struct Store {
     pub(super) conn: Connection,
     pub(super) index: Index,
-    /// `PRAGMA data_version` when `index` was last loaded; `i64::MIN` forces
-    /// a reload.
-    data_version: i64,
+    fresh: Freshness,
     /// How many times the index was (re)loaded from the file.
     pub(super) loads: u64,
+    /// How many times it was brought up to date from the change log alone.
+    pub(super) updates: u64,
 }
 
-/// Reloads `index`, in one read transaction, when another connection
-/// committed since its load (or when `version` is `i64::MIN`).
-fn sync(conn: &mut Connection, index: &mut Index, version: &mut i64, loads: &mut u64) -> Result<(), MemError> {
-    if persist::data_version(conn)? == *version {
+/// What the index reflects of the file.
+struct Freshness {
+    /// `PRAGMA data_version` when the index was last brought up to date;
+    /// `i64::MIN` forces a reload.
+    data_version: i64,
+    /// The last entry of the file's change log the index reflects; `None`
+    /// when unknown (then only a reload brings it up to date).
+    log_position: Option<i64>,
+}
+
+/// Brings `index` up to date, in one read transaction, when another
+/// connection committed since (or when the version is `i64::MIN`).
+fn sync(conn: &mut Connection, index: &mut Index, store: &mut Counts, fresh: &mut Freshness) -> Result<(), MemError> {
+    if persist::data_version(conn)? == fresh.data_version {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-    reload(&tx, index, version, loads)?;
+    catch_up(&tx, index, store, fresh)?;
     tx.commit()?;
     Ok(())
 }
 
-fn reload(conn: &Connection, index: &mut Index, version: &mut i64, loads: &mut u64) -> Result<(), MemError> {
-    *loads += 1;
+/// The store's counters, borrowed apart from its connection.
+struct Counts<'a> {
+    loads: &'a mut u64,
+    updates: &'a mut u64,
+}
+
+/// Applies what other connections changed, from the file's change log
+/// (`schema.sql`: every writer's triggers log the id of every record they
+/// write or delete) when it covers everything since the index's position,
+/// else reloads the whole store.
+fn catch_up(conn: &Connection, index: &mut Index, counts: &mut Counts, fresh: &mut Freshness) -> Result<(), MemError> {
+    if let Some(position) = fresh.log_position {
+        if let Some((last, ids)) = persist::changes_since(conn, position)? {
+            // Past half the store, reading it whole is the cheaper way.
+            if ids.len() <= index.len() / 2 + 64 {
+                fresh.data_version = i64::MIN;
+                fresh.log_position = None;
+                // On failure the index may hold part of the changes: reload.
+                if persist::apply(conn, index, &ids).is_ok() {
+                    *counts.updates += 1;
+                    fresh.log_position = Some(last);
+                    fresh.data_version = persist::data_version(conn)?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    reload(conn, index, counts, fresh)
+}
+
+fn reload(conn: &Connection, index: &mut Index, counts: &mut Counts, fresh: &mut Freshness) -> Result<(), MemError> {
+    *counts.loads += 1;
     // Free the old index first (the memory may not hold two), and leave the
     // version invalid until the new one is complete, so that a failed reload
     // is retried by the next call.
     *index = Index::default();
-    *version = i64::MIN;
+    fresh.data_version = i64::MIN;
+    fresh.log_position = None;
     let new_index = persist::load(conn)?;
+    let position = persist::log_position(conn)?;
     let new_version = persist::data_version(conn)?;
     *index = new_index;
-    *version = new_version;
+    fresh.log_position = Some(position);
+    fresh.data_version = new_version;
     Ok(())
 }
 
@@ -58,14 +101,23 @@ fn reload(conn: &Connection, index: &mut Index, version: &mut i64, loads: &mut u
 fn begin_write<'c>(
     conn: &'c mut Connection,
     index: &mut Index,
-    version: &mut i64,
-    loads: &mut u64,
+    counts: &mut Counts,
+    fresh: &mut Freshness,
 ) -> Result<Transaction<'c>, MemError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if persist::data_version(&tx)? != *version {
-        reload(&tx, index, version, loads)?;
+    if persist::data_version(&tx)? != fresh.data_version {
+        catch_up(&tx, index, counts, fresh)?;
     }
     Ok(tx)
+}
+
+/// Commits a write, after which the index (updated by the caller) reflects
+/// the change log up to the write's own entries.
+fn commit(tx: Transaction<'_>, fresh: &mut Freshness) -> Result<(), MemError> {
+    let position = persist::log_position(&tx)?;
+    tx.commit()?;
+    fresh.log_position = Some(position);
+    Ok(())
 }
 
 impl Store {
@@ -80,15 +132,23 @@ impl Store {
         let mut store = Store {
             conn: persist::open(path)?,
             index: Index::default(),
-            data_version: i64::MIN,
+            fresh: Freshness {
+                data_version: i64::MIN,
+                log_position: None,
+            },
             loads: 0,
+            updates: 0,
         };
         store.sync()?;
         Ok(store)
     }
 
     fn sync(&mut self) -> Result<(), MemError> {
-        sync(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)
+        let mut counts = Counts {
+            loads: &mut self.loads,
+            updates: &mut self.updates,
+        };
+        sync(&mut self.conn, &mut self.index, &mut counts, &mut self.fresh)
     }
 
     /// Inserts or replaces (by id) a JSON array of records; returns how many
@@ -121,7 +181,11 @@ impl Store {
                 format!("records[{i}]")
             })?;
         }
-        let tx = begin_write(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)?;
+        let mut counts = Counts {
+            loads: &mut self.loads,
+            updates: &mut self.updates,
+        };
+        let tx = begin_write(&mut self.conn, &mut self.index, &mut counts, &mut self.fresh)?;
         let index = &mut self.index;
         // Every embedding must have the store's dimension, or, in a store
         // without one yet, that of the batch's first embedding.
@@ -158,7 +222,7 @@ impl Store {
         for (record, embedding) in &batch {
             seqs.push(persist::put(&tx, record, embedding.as_deref())?);
         }
-        tx.commit()?;
+        commit(tx, &mut self.fresh)?;
         if let Some(d) = new_dim {
             index.set_dim(d);
         }
@@ -234,12 +298,16 @@ impl Store {
     }
 
     fn delete_where(&mut self, filter: &Filter, forget_dim: bool) -> Result<u32, MemError> {
-        let tx = begin_write(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)?;
+        let mut counts = Counts {
+            loads: &mut self.loads,
+            updates: &mut self.updates,
+        };
+        let tx = begin_write(&mut self.conn, &mut self.index, &mut counts, &mut self.fresh)?;
         let index = &mut self.index;
         if filter.is_empty() {
             let n = index.len();
             persist::delete_all(&tx, forget_dim)?;
-            tx.commit()?;
+            commit(tx, &mut self.fresh)?;
             index.clear(forget_dim);
             return Ok(u32::try_from(n).unwrap_or(u32::MAX));
         }
@@ -250,7 +318,7 @@ impl Store {
         for &row in &rows {
             persist::delete_seq(&tx, index.seq(row))?;
         }
-        tx.commit()?;
+        commit(tx, &mut self.fresh)?;
         let n = rows.len();
         index.remove_rows(rows);
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -424,7 +492,11 @@ impl Store {
             v @ Value::Array(_) => string_list(v, "ids").map_err(|_| invalid("ids must be a JSON array of strings"))?,
             _ => return Err(invalid("ids must be a JSON array of strings")),
         };
-        let tx = begin_write(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)?;
+        let mut counts = Counts {
+            loads: &mut self.loads,
+            updates: &mut self.updates,
+        };
+        let tx = begin_write(&mut self.conn, &mut self.index, &mut counts, &mut self.fresh)?;
         let index = &mut self.index;
         let mut rows: Vec<usize> = ids.iter().filter_map(|id| index.row_of(id)).collect();
         rows.sort_unstable();
@@ -448,7 +520,7 @@ impl Store {
         for &row in &rows {
             persist::touch(&tx, index.seq(row), at)?;
         }
-        tx.commit()?;
+        commit(tx, &mut self.fresh)?;
         for &row in &rows {
             index.set_last_accessed(row, at);
         }
@@ -460,12 +532,12 @@ impl Store {
         self.index.dim().and_then(|d| u32::try_from(d).ok())
     }
 
-    /// Reloads the index when another connection committed since it was
-    /// loaded; returns whether it did.
+    /// Brings the index up to date when another connection committed since
+    /// (from the change log, else by reloading it); returns whether it did.
     pub fn refresh(&mut self) -> Result<bool, MemError> {
-        let loads = self.loads;
+        let before = (self.loads, self.updates);
         self.sync()?;
-        Ok(self.loads != loads)
+        Ok((self.loads, self.updates) != before)
     }
 
     #[cfg(test)]

@@ -61,6 +61,9 @@ JOURNAL_MODE = str(_CONSTANTS["journal_mode"])
 PAGE_SIZE = int(_CONSTANTS["page_size"])
 SYNCHRONOUS = str(_CONSTANTS["synchronous"])
 CACHE_SIZE = int(_CONSTANTS["cache_size"])
+#: Where temporary data (statement journals) goes: memory, as the core has no
+#: temporary directory.
+TEMP_STORE = str(_CONSTANTS["temp_store"])
 BUSY_TIMEOUT = int(_CONSTANTS["busy_timeout_ms"]) / 1000
 #: BM25 parameters.
 K1 = float(_CONSTANTS["bm25_k1"])
@@ -78,7 +81,10 @@ MAX_RECORD_BYTES = int(_CONSTANTS["max_record_bytes"])
 #: copy more than 128 MiB from the core to the host in one call.
 MAX_RESULT_BYTES = int(_CONSTANTS["max_result_bytes"])
 #: The pragmas every connection sets after choosing its journal mode.
-PRAGMAS = f"PRAGMA page_size={PAGE_SIZE}; PRAGMA synchronous={SYNCHRONOUS}; PRAGMA cache_size={CACHE_SIZE};"
+PRAGMAS = (
+    f"PRAGMA page_size={PAGE_SIZE}; PRAGMA synchronous={SYNCHRONOUS}; PRAGMA cache_size={CACHE_SIZE}; "
+    f"PRAGMA temp_store={TEMP_STORE};"
+)
 
 
 class MemoryIndex(Protocol):
