@@ -21,6 +21,7 @@ SUITES = {
     "memory": "fast_crewai.bench.memory",
     "sqlite": "fast_crewai.bench.sqlite",
     "tasks": "fast_crewai.bench.tasks",
+    "crew": "fast_crewai.bench.crew",
 }
 
 
