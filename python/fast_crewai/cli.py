@@ -6,6 +6,7 @@ Examples:
     fast-crewai status --json
     fast-crewai bench --quick       # side-by-side benchmarks, ratios
     fast-crewai bench serde --json
+    fast-crewai bench crew          # the demo crew, stock vs the shim, and the shim's import time
     fast-crewai demo                # an offline crew on the accelerated store
     fast-crewai migrate-memory      # copy CrewAI's LanceDB memory into the accelerated store
     fast-crewai migrate-memory --from ~/old/memory --to ./memory --json
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     status.add_argument("--enable", action="store_true", help="enable acceleration first, then report")
     status.set_defaults(func=_status)
     bench = sub.add_parser("bench", help="run the benchmarks side by side with the stock alternatives")
-    bench.add_argument("suites", nargs="*", help="serde, memory, sqlite, tasks, tools (default: all)")
+    bench.add_argument("suites", nargs="*", help="serde, memory, sqlite, tasks, tools, crew (default: all)")
     bench.add_argument("--quick", action="store_true", help="small sizes only")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument("--out", help="also write the results as JSON to this file")

@@ -20,9 +20,10 @@ from crewai.memory.types import MemoryRecord, ScopeInfo
 
 from fast_crewai.demo.offline import HashEmbedder
 from fast_crewai.demo.scripted_llm import ScriptedLLM
+from fast_crewai.memory_search import _open
 from fast_crewai.memory_search import _patch as _memory_shim
 from fast_crewai.memory_search._open import open_index, release_index
-from fast_crewai.memory_search._storage import DATABASE_NAME, AcceleratedMemoryStorage
+from fast_crewai.memory_search._storage import DATABASE_NAME, AcceleratedMemoryStorage, ReopeningMemoryStorage
 from fast_crewai.runtime import patches as _shim
 from fast_crewai.runtime.patches import PatchTargetMissing
 
@@ -413,6 +414,31 @@ def test_factory_takes_a_path_spec_and_memory_uses_it(backend: str, clean_factor
         storage = memory_storage(storage=str(tmp_path / "custom"))
         assert isinstance(storage, AcceleratedMemoryStorage)
         assert storage.path == tmp_path / "custom"
+    finally:
+        undo()
+
+
+def test_a_memory_stays_usable_after_close_as_with_lancedb(backend: str, clean_factory: None, tmp_path: Path) -> None:
+    # Memory.close() closes its storage; CrewAI keeps the Memory usable after
+    # it (late saves run synchronously) and LanceDB, with no close(), keeps
+    # answering: the factory's store opens again on its next call.
+    undo = _memory_shim._apply()
+    try:
+        memory = Memory(llm=ScriptedLLM(), embedder=HashEmbedder(), storage=str(tmp_path / "db"))
+        storage = memory._storage
+        assert isinstance(storage, ReopeningMemoryStorage)
+        memory.remember_many(["The launch is on Monday."], scope="/test", categories=["plan"], importance=0.9)
+        key = (storage.backend, storage.database)
+        memory.close()
+        assert key not in _open._shared, "close() left the index open"
+        assert storage.count() == 1
+        memory.remember_many(["The review is on Friday."], scope="/test", categories=["plan"], importance=0.9)
+        memory.drain_writes()
+        assert storage.count() == 2
+        memory.close()
+        assert key not in _open._shared
+        with AcceleratedMemoryStorage(tmp_path / "db") as reader:
+            assert reader.count() == 2
     finally:
         undo()
 

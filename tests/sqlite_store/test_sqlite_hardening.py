@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fast_crewai
@@ -260,10 +260,13 @@ sql_values = (
 def test_the_reference_computes_the_cores_document_size_exactly(rows: list[list[object]], column: str) -> None:
     """The reference refuses a result by the size the core's JSON would have:
     that size, computed from the values, is the core's document's length."""
+    name = column.replace("\0", "")
+    # SQLite compares column names case-insensitively in ASCII.
+    assume(name.lower() not in ("b", "c"))
     directory = Path(tempfile.mkdtemp())
     try:
         conn = WasmConnection(directory, directory / "sizes.db", "create")
-        quoted = '"' + column.replace('"', '""').replace("\0", "") + '"'
+        quoted = '"' + name.replace('"', '""') + '"'
         conn.control(f"CREATE TABLE t({quoted}, b, c)")
         for row in rows:
             conn.execute("INSERT INTO t VALUES (?, ?, ?)", row, False)

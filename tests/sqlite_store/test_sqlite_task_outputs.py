@@ -239,3 +239,61 @@ def test_crew_replay_on_the_accelerated_store(backend: str, database_shim: None,
     assert after[0] == before[0]
     # Stock CrewAI reads the same records from the file.
     assert StockStorage(storage.db_path).load() == after
+
+
+# --------------------------------------------------------------------------- a replaced sqlite3.connect
+
+
+def test_a_replaced_sqlite_connect_sees_every_call_as_without_the_core(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What CrewAI's own tests and tracing instrumentation rely on: each
+    # operation opens its connection through sqlite3.connect and closes it.
+    opened: list[sqlite3.Connection] = []
+    real_connect = sqlite3.connect
+
+    def tracking_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)
+        opened.append(conn)
+        return conn
+
+    tasks = [make_task(n) for n in range(3)]
+    expected = without_timestamps(exercise(StockStorage(str(tmp_path / "stock.db")), tasks))
+    monkeypatch.setattr(stock_module.sqlite3, "connect", tracking_connect)
+    with caplog.at_level(logging.WARNING, logger="fast_crewai"):
+        storage = KickoffTaskOutputsStorage(str(tmp_path / "ours.db"))
+        got = without_timestamps(exercise(storage, tasks))
+    assert got == expected
+    # As stock: init, 3 adds, load, update, add, update, load, delete, load.
+    assert len(opened) == 11
+    for conn in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+            conn.execute("SELECT 1")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "fast_crewai"]
+    assert len(warnings) == 1 and "sqlite3.connect is replaced" in warnings[0], warnings
+
+    # Put back: the core again, on the same file.
+    monkeypatch.undo()
+    storage.add(tasks[0], output(0), 0)
+    assert len(opened) == 11
+    assert [r["task_index"] for r in storage.load()] == [0]
+
+
+def test_a_failure_in_a_replaced_connect_rolls_back_as_stock(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = KickoffTaskOutputsStorage(str(tmp_path / "ours.db"))
+    real_connect = sqlite3.connect
+
+    class FailingConnection(sqlite3.Connection):
+        def cursor(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+            raise sqlite3.OperationalError("simulated failure after BEGIN")
+
+    def failing_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        return real_connect(*args, **{**kwargs, "factory": FailingConnection})
+
+    monkeypatch.setattr(stock_module.sqlite3, "connect", failing_connect)
+    with pytest.raises(DatabaseOperationError, match="simulated failure after BEGIN"):
+        storage.add(make_task(0), output(0), 0)
+    monkeypatch.undo()
+    assert storage.load() == []

@@ -5,10 +5,13 @@ actually overlapping."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import re
 import threading
+import time
 from typing import Any
+from unittest import mock
 
 import pytest
 from crewai import Crew, CrewOutput
@@ -146,3 +149,74 @@ def test_async_for_each_is_not_capped_by_the_default_executor(tasks_on: None, me
     assert outputs(results) == outputs(expected)
     # asyncio's default executor has min(32, cpu + 4) threads: 6 on two cores.
     assert llm.peak > 6, llm.peak
+
+
+def test_kickoff_for_each_async_calls_kickoff_async_for_each_copy(tasks_on: None) -> None:
+    # CrewAI's contract (its own tests patch Crew.kickoff_async): the shim
+    # speeds kickoff_async up instead of going around it.
+    inputs = research.inputs(3)
+    calls: list[dict[str, Any]] = []
+
+    async def fake_kickoff_async(**kwargs: Any) -> str:
+        calls.append(kwargs)
+        return str(kwargs["inputs"]["company"])
+
+    crew = research.research_crew(GaugedLLM(), summary=True)
+    with mock.patch.object(Crew, "kickoff_async", side_effect=fake_kickoff_async):
+        results = asyncio.run(crew.kickoff_for_each_async(inputs))
+    assert results == [data["company"] for data in inputs]
+    assert calls == [{"inputs": data, "input_files": None} for data in inputs]
+
+
+def test_kickoff_async_runs_kickoff_on_the_pool_in_the_callers_context(tasks_on: None) -> None:
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+    seen: list[tuple[str, str, tuple[Any, ...]]] = []
+
+    def fake_kickoff(self: Crew, *args: Any) -> str:
+        seen.append((threading.current_thread().name, marker.get(), args))
+        return "done"
+
+    async def caller() -> Any:
+        marker.set("caller's")
+        return await crew.kickoff_async({"company": "Acme"})
+
+    crew = research.research_crew(GaugedLLM(), summary=True)
+    with mock.patch.object(Crew, "kickoff", fake_kickoff):
+        assert asyncio.run(caller()) == "done"
+    # CrewAI hands asyncio.to_thread the same two positional arguments.
+    assert seen == [(mock.ANY, "caller's", ({"company": "Acme"}, None))]
+    assert seen[0][0].startswith("fast-crewai-task-"), seen
+
+
+def test_cancelling_akickoff_for_each_cancels_every_copy(tasks_on: None) -> None:
+    # On the caller's loop CrewAI's copies are cancelled with their caller;
+    # on loops of their own they must be too.
+    started = threading.Semaphore(0)
+    cancelled: list[str] = []
+
+    async def slow_akickoff(self: Crew, inputs: dict[str, Any], input_files: Any = None) -> None:
+        started.release()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(inputs["company"])
+            raise
+
+    async def caller(crew: Crew) -> None:
+        run = asyncio.ensure_future(crew.akickoff_for_each(research.inputs(3)))
+        for _ in range(3):
+            while not started.acquire(blocking=False):
+                await asyncio.sleep(0.01)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    crew = research.research_crew(GaugedLLM(), summary=True)
+    with mock.patch.object(Crew, "akickoff", slow_akickoff):
+        began = time.monotonic()
+        asyncio.run(asyncio.wait_for(caller(crew), 30))
+        deadline = time.monotonic() + 10
+        while len(cancelled) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert sorted(cancelled) == sorted(data["company"] for data in research.inputs(3))
+    assert time.monotonic() - began < 30

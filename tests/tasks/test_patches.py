@@ -23,7 +23,7 @@ from fast_crewai.demo.scripted_llm import ScriptedLLM
 from fast_crewai.runtime import patches
 
 PATCHED = {
-    Crew: ("kickoff_for_each", "kickoff_for_each_async", "akickoff_for_each"),
+    Crew: ("kickoff_for_each", "kickoff_async", "akickoff_for_each"),
     Task: ("execute_async", "_execute_core", "_aexecute_core"),
     Agent: ("execute_task", "aexecute_task"),
     MemoryClass: ("_submit_save", "drain_writes"),
@@ -51,11 +51,14 @@ def test_enable_replaces_and_disable_restores_exactly(monkeypatch: pytest.Monkey
         monkeypatch.delenv(name, raising=False)
     patches.disable_acceleration()
     stock = snapshot()
+    stock_for_each_async = Crew.__dict__["kickoff_for_each_async"]
     report = patches.enable_acceleration()
     tasks = report["components"]["tasks"]
     assert tasks["active"] == tasks["available"] and len(tasks["active"]) == 7
     patched = snapshot()
     assert all(patched[key] is not stock[key] for key in stock), [k for k in stock if patched[k] is stock[k]]
+    # CrewAI's own, calling the patched Crew.kickoff_async for each copy.
+    assert Crew.__dict__["kickoff_for_each_async"] is stock_for_each_async
     patches.disable_acceleration()
     assert snapshot() == stock
 

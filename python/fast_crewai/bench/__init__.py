@@ -22,6 +22,7 @@ SUITES = {
     "sqlite": "fast_crewai.bench.sqlite",
     "tasks": "fast_crewai.bench.tasks",
     "tools": "fast_crewai.bench.tools",
+    "crew": "fast_crewai.bench.crew",
 }
 
 

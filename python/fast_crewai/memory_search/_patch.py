@@ -1,8 +1,10 @@
 """The memory patch: CrewAI's memory storage factory hands out
-:class:`~fast_crewai.memory_search._storage.AcceleratedMemoryStorage` wherever CrewAI would
-build its LanceDB store, so ``Memory()`` and ``Crew(memory=True)`` use it with
-no code change. Registered on import; ``FAST_CREWAI_MEMORY=0`` leaves
-LanceDB in place.
+:class:`~fast_crewai.memory_search._storage.ReopeningMemoryStorage` (an
+``AcceleratedMemoryStorage`` that a call after ``Memory.close()`` opens
+again, as LanceDB keeps working) wherever CrewAI would build its LanceDB
+store, so ``Memory()`` and ``Crew(memory=True)`` use it with no code
+change. Registered on import; ``FAST_CREWAI_MEMORY=0`` leaves LanceDB in
+place.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ def _apply() -> Callable[[], None]:
                 return chosen
         if spec in _NOT_LANCEDB:
             return None
-        from ._storage import AcceleratedMemoryStorage
+        from ._storage import ReopeningMemoryStorage
 
-        return AcceleratedMemoryStorage(None if spec == "lancedb" else spec)
+        return ReopeningMemoryStorage(None if spec == "lancedb" else spec)
 
     setter(accelerated_storage)
 

@@ -39,6 +39,7 @@ import numbers
 import os
 import struct
 import sys
+import threading
 import weakref
 from array import array
 from collections.abc import Callable, Sequence
@@ -55,7 +56,7 @@ from ..runtime import reaper
 from ._contract import U32_MAX, MemoryIndex
 from ._open import open_index, release_index
 
-__all__ = ["AcceleratedMemoryStorage"]
+__all__ = ["AcceleratedMemoryStorage", "ReopeningMemoryStorage"]
 
 logger = logging.getLogger("fast_crewai")
 
@@ -567,3 +568,31 @@ class AcceleratedMemoryStorage:
         metadata_filter: dict[str, Any] | None = None,
     ) -> int:
         return await asyncio.to_thread(self.delete, scope_prefix, categories, record_ids, older_than, metadata_filter)
+
+
+class ReopeningMemoryStorage(AcceleratedMemoryStorage):
+    """The store the memory patch gives CrewAI's ``Memory``: closing it
+    releases what it holds, and a later call opens it again.
+
+    ``Memory.close()`` closes its storage (it drains saves, calls the
+    storage's ``close`` if it has one, and stops its save thread), yet CrewAI
+    keeps the ``Memory`` usable afterwards: a late save runs synchronously,
+    and its LanceDB store, which has no ``close``, keeps answering. So here
+    ``close()`` releases the shared index, its core instance and its file
+    handles now, as :class:`AcceleratedMemoryStorage`'s does, and the next
+    call opens them again, to be released by the next ``close()`` or by the
+    collector. A store built directly still refuses calls once closed."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, backend: str | None = None) -> None:
+        # Taken only here, around open_index (so before its _shared_lock),
+        # never by a finalizer.
+        self._reopen_lock = threading.Lock()
+        super().__init__(path, backend=backend)
+
+    def _live(self) -> MemoryIndex:
+        if not self._release.alive:
+            with self._reopen_lock:
+                if not self._release.alive:
+                    self._index = open_index(self.backend, self.database)
+                    self._release = weakref.finalize(self, reaper.defer, release_index, self.backend, self.database)
+        return self._index

@@ -13,17 +13,29 @@ switches it back when it next opens it), and ``update`` accepts only the
 table's column names as keywords, because column names cannot be bound
 parameters (stock interpolates them; an unknown name fails there too, with
 the same message).
+
+While the program has replaced ``sqlite3.connect`` (CrewAI's own tests do,
+to count the store's connections or to fail one; instrumentation such as
+OpenTelemetry's does, to trace them), each call runs stock CrewAI's method
+instead, through that ``connect``: the replacement sees what it would see
+without fast-crewai. The first such call after each replacement logs a
+warning, so the switch is never silent.
 """
 
 from __future__ import annotations
 
+import _sqlite3
+import functools
 import json
 import logging
 import os
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import crewai_core.paths
+from crewai.memory.storage import kickoff_task_outputs_storage as _stock_module
 from crewai.utilities.crew_json_encoder import CrewJSONEncoder
 from crewai.utilities.errors import DatabaseError, DatabaseOperationError
 from crewai_core.lock_store import lock as store_lock
@@ -36,6 +48,20 @@ if TYPE_CHECKING:
 
 # Stock's logger: its warnings and errors keep going where they went.
 logger = logging.getLogger("crewai.memory.storage.kickoff_task_outputs_storage")
+_own_logger = logging.getLogger("fast_crewai")
+
+# Stock CrewAI's class, taken before the patch can rebind its name (the patch
+# rebinds it to the class below, which does not exist yet). Its methods use
+# only ``db_path`` and ``_lock_name``, which this store sets the same way.
+_STOCK: Any = _stock_module.KickoffTaskOutputsSQLiteStorage
+# The C function itself: ``sqlite3.connect`` until someone replaces it, even
+# if that happened before this module was imported.
+_SQLITE_CONNECT = _sqlite3.connect
+# The replacement last warned about (a reference, not an id: ids are reused).
+_warned_connect: object = None
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 TABLE = "latest_kickoff_task_outputs"
 FILE_NAME = "latest_kickoff_task_outputs.db"
@@ -57,6 +83,32 @@ CREATE_TABLE = (
 )
 # Stock CrewAI's sqlite3 timeout.
 TIMEOUT = 30.0
+
+
+def _stock_while_connect_replaced(method: Callable[P, R]) -> Callable[P, R]:
+    """Runs stock CrewAI's method of the same name instead of ``method``
+    while ``sqlite3.connect`` is not SQLite's own (see the module docstring)."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def dispatch(*args: P.args, **kwargs: P.kwargs) -> R:
+        global _warned_connect
+        connect = sqlite3.connect
+        if connect is _SQLITE_CONNECT:
+            return method(*args, **kwargs)
+        if _warned_connect is not connect:
+            _warned_connect = connect
+            _own_logger.warning(
+                "sqlite3.connect is replaced (by %s.%s): CrewAI's task-outputs store at %s runs CrewAI's "
+                "own code through it, not the core, while it stays replaced",
+                getattr(connect, "__module__", "?"),
+                getattr(connect, "__qualname__", type(connect).__name__),
+                getattr(args[0], "db_path", "?"),
+            )
+        result: R = getattr(_STOCK, name)(*args, **kwargs)
+        return result
+
+    return dispatch
 
 
 class KickoffTaskOutputsStorage:
@@ -82,6 +134,7 @@ class KickoffTaskOutputsStorage:
         logger.error(message)
         return DatabaseOperationError(message, error)
 
+    @_stock_while_connect_replaced
     def _initialize_db(self) -> None:
         """Creates the table, and adds ``task_key`` to a table from before it
         existed."""
@@ -94,6 +147,7 @@ class KickoffTaskOutputsStorage:
         except (SQLiteError, CoreTrap) as e:
             raise self._failed(DatabaseError.INIT_ERROR, e) from e
 
+    @_stock_while_connect_replaced
     def add(
         self,
         task: Task,
@@ -123,6 +177,7 @@ class KickoffTaskOutputsStorage:
         except (SQLiteError, CoreTrap) as e:
             raise self._failed(DatabaseError.SAVE_ERROR, e) from e
 
+    @_stock_while_connect_replaced
     def update(self, task_index: int, **kwargs: Any) -> None:
         """Updates the record at ``task_index``; dict values are stored as
         JSON."""
@@ -140,6 +195,7 @@ class KickoffTaskOutputsStorage:
         except (SQLiteError, CoreTrap) as e:
             raise self._failed(DatabaseError.UPDATE_ERROR, e) from e
 
+    @_stock_while_connect_replaced
     def load(self) -> list[dict[str, Any]]:
         """Every record, ordered by ``task_index``."""
         try:
@@ -164,6 +220,7 @@ class KickoffTaskOutputsStorage:
             for row in rows
         ]
 
+    @_stock_while_connect_replaced
     def delete_all(self) -> None:
         """Deletes every record."""
         try:

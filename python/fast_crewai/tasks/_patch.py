@@ -2,16 +2,20 @@
 
 - ``tasks.kickoff_for_each``: ``Crew.kickoff_for_each`` runs its copies
   concurrently on the host pool (:mod:`._runs`).
-- ``tasks.for_each_async``: ``Crew.kickoff_for_each_async`` runs each
-  copy's kickoff on the host pool instead of asyncio's default executor
-  (``min(32, cpu + 4)`` threads); ``Crew.akickoff_for_each`` runs each
-  copy's ``akickoff`` on an event loop of its own in a pool thread. CrewAI
-  runs them all on the caller's loop, where every crew's synchronous parts
-  (setup, storage writes, flow bookkeeping) queue behind each other's, and
-  the flows' blocking steps on the default executor. Coroutine callbacks of
-  those crews therefore run on their crew's loop, not the caller's. A
-  streaming crew, and a call from a loop that runs on a pool worker, keep
-  CrewAI's own path.
+- ``tasks.async_kickoffs``: ``Crew.kickoff_async`` runs ``self.kickoff``
+  on the host pool instead of asyncio's default executor (``min(32, cpu +
+  4)`` threads), so CrewAI's own ``kickoff_for_each_async``, left as it is,
+  calls ``Crew.kickoff_async`` for each copy and is no longer capped.
+  ``Crew.akickoff_for_each`` still calls ``akickoff`` for each copy, each on
+  an event loop of its own in a pool thread: CrewAI runs them all on the
+  caller's loop, where every crew's synchronous parts (setup, storage
+  writes, flow bookkeeping) queue behind each other's and the flows'
+  blocking steps share that loop's default executor. Coroutine callbacks of
+  those crews therefore run on their crew's loop, not the caller's;
+  cancelling the caller cancels every copy's ``akickoff``, as it does in
+  CrewAI. A streaming crew, a checkpoint to restore, and a call from a loop
+  that runs on a pool worker (it must not wait for the pool it occupies)
+  keep CrewAI's own path.
 - ``tasks.async_execution``: ``Task.execute_async`` runs on the host pool
   instead of a new thread per task.
 - ``tasks.invocations``: concurrent invocations of one agent or one tool get
@@ -35,7 +39,8 @@ import asyncio
 import contextlib
 import functools
 import importlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any
 
@@ -102,44 +107,90 @@ def _apply_kickoff_for_each() -> Undo:
     return _replace(crew_class, "kickoff_for_each", make)
 
 
-def _run_kickoff(crew: Any, inputs: dict[str, Any], input_files: Any) -> Any:
-    # What kickoff_async runs in a thread when it does not stream.
-    return crew.kickoff(inputs=inputs, input_files=input_files)
+def _apply_kickoff_async() -> Undo:
+    crew_class = _class("crewai.crew", "Crew")
+
+    def make(original: Any) -> Any:
+        async def kickoff_async(
+            self: Any, inputs: dict[str, Any] | None = None, input_files: Any = None, from_checkpoint: Any = None
+        ) -> Any:
+            # A stream is consumed on the caller's loop; a restored crew
+            # comes back here through CrewAI's path.
+            if self.stream or from_checkpoint is not None or in_pool_worker():
+                return await original(self, inputs, input_files, from_checkpoint)
+            # What CrewAI hands asyncio.to_thread, with the same arguments;
+            # the pool runs it in a copy of this context, as to_thread does.
+            return await asyncio.wrap_future(host_pool().submit(self.kickoff, inputs or {}, input_files))
+
+        return kickoff_async
+
+    return _replace(crew_class, "kickoff_async", make)
 
 
-def _run_akickoff(crew: Any, inputs: dict[str, Any], input_files: Any) -> Any:
-    # The crew stays natively async, on an event loop of its own.
-    return asyncio.run(crew.akickoff(inputs=inputs, input_files=input_files))
+class _OwnLoop:
+    """Runs a coroutine on a new event loop in the calling thread, and lets
+    another thread cancel it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelled = False
+
+    def run(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+        async def main() -> Any:
+            with self._lock:
+                if self._cancelled:
+                    raise asyncio.CancelledError
+                self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+            try:
+                return await make()
+            finally:
+                # From here on the loop may close: nothing to cancel.
+                with self._lock:
+                    self._loop = self._task = None
+
+        return asyncio.run(main())
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self._loop is not None and self._task is not None:
+                self._loop.call_soon_threadsafe(self._task.cancel)
 
 
-def _apply_for_each_async() -> Undo:
+def _apply_akickoff_for_each() -> Undo:
     crew_class = _class("crewai.crew", "Crew")
     run_for_each_async = _class("crewai.crews.utils", "run_for_each_async")
 
-    def make(run_one: Callable[[Any, dict[str, Any], Any], Any]) -> Callable[[Any], Any]:
-        def wrap(original: Any) -> Any:
-            async def for_each(self: Any, inputs: list[dict[str, Any]], input_files: Any = None) -> Any:
-                # A stream is consumed on the caller's loop; a loop on a pool
-                # worker must not wait for the pool.
-                if self.stream or in_pool_worker():
-                    return await original(self, inputs, input_files)
+    def make(original: Any) -> Any:
+        async def akickoff_for_each(self: Any, inputs: list[dict[str, Any]], input_files: Any = None) -> Any:
+            # A stream is consumed on the caller's loop; a loop on a pool
+            # worker must not wait for the pool.
+            if self.stream or in_pool_worker():
+                return await original(self, inputs, input_files)
 
-                async def kickoff_fn(crew: Any, data: dict[str, Any]) -> Any:
-                    return await asyncio.wrap_future(host_pool().submit(run_one, crew, data, input_files))
+            async def kickoff_fn(crew: Any, data: dict[str, Any]) -> Any:
+                own = _OwnLoop()
+                future = host_pool().submit(own.run, lambda: crew.akickoff(inputs=data, input_files=input_files))
+                try:
+                    return await asyncio.wrap_future(future)
+                except asyncio.CancelledError:
+                    # A queued run is dropped by wrap_future; a running one
+                    # stops at its next await, as on the caller's loop.
+                    own.cancel()
+                    raise
 
-                # CrewAI's own loop: copies, gather, usage sum, log reset.
-                return await run_for_each_async(self, inputs, kickoff_fn)
+            # CrewAI's own loop: copies, gather, usage sum, log reset.
+            return await run_for_each_async(self, inputs, kickoff_fn)
 
-            return for_each
+        return akickoff_for_each
 
-        return wrap
+    return _replace(crew_class, "akickoff_for_each", make)
 
-    return _stacked(
-        [
-            functools.partial(_replace, crew_class, "kickoff_for_each_async", make(_run_kickoff)),
-            functools.partial(_replace, crew_class, "akickoff_for_each", make(_run_akickoff)),
-        ]
-    )
+
+def _apply_async_kickoffs() -> Undo:
+    return _stacked([_apply_kickoff_async, _apply_akickoff_for_each])
 
 
 def _apply_async_execution() -> Undo:
@@ -316,9 +367,9 @@ def _apply_flow_state_class() -> Undo:
 for _name, _apply, _description in (
     ("tasks.kickoff_for_each", _apply_kickoff_for_each, "Crew.kickoff_for_each runs its copies on the host pool"),
     (
-        "tasks.for_each_async",
-        _apply_for_each_async,
-        "kickoff_for_each_async / akickoff_for_each run their crews on the host pool",
+        "tasks.async_kickoffs",
+        _apply_async_kickoffs,
+        "kickoff_async (so kickoff_for_each_async) and akickoff_for_each run their crews on the host pool",
     ),
     ("tasks.async_execution", _apply_async_execution, "Task.execute_async runs on the host pool"),
     (
