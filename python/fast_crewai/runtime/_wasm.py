@@ -157,7 +157,9 @@ class _Export:
         """Interrupts the next call after ``ticks`` epoch ticks."""
         _set_epoch_deadline(self._context, ticks)
 
-    def __call__(self, store: wasmtime.Store, *params: Any) -> Any:
+    def __call__(self, store: wasmtime.Store, *params: Any, as_bytes: bool = False) -> Any:
+        """Calls the export; with ``as_bytes`` a string result comes back as
+        its UTF-8 bytes, undecoded."""
         count = self._count
         if len(params) != count:
             raise TypeError(f"expected {count} arguments, got {len(params)}")
@@ -217,7 +219,7 @@ class _Export:
             if error:
                 raise _wasmtime_error(error)
             if self.result_cases is not None:
-                return self._lift_result(result)
+                return self._lift_result(result, as_bytes)
             return result_type.convert_from_c(result) if result_type is not None else None
         finally:
             for i in temporary:
@@ -235,7 +237,7 @@ class _Export:
             if held is not _NOTHING:
                 self._free(i)
 
-    def _lift_result(self, raw: Any) -> Any:
+    def _lift_result(self, raw: Any, as_bytes: bool) -> Any:
         assert self.result_cases is not None
         outcome = raw.of.result
         is_ok = bool(outcome.is_ok)
@@ -244,7 +246,9 @@ class _Export:
             payload = outcome.val.contents
             if fast == _KIND_STRING:
                 text = payload.of.string
-                value: Any = ctypes.string_at(text.data, text.size).decode("utf-8")
+                value: Any = ctypes.string_at(text.data, text.size)
+                if not as_bytes:
+                    value = value.decode("utf-8")
             elif fast == _KIND_U32:
                 value = payload.of.u32
             elif fast == _KIND_U64:
@@ -340,9 +344,12 @@ class Instance:
         with self.lock:
             self.discard()
 
-    def call(self, interface: str, name: str, *args: Any) -> Any:
+    def call(self, interface: str, name: str, *args: Any, as_bytes: bool = False) -> Any:
         """Calls ``interface#name``; a trap discards the instance and raises
-        :class:`CoreTrap` (or :class:`CoreTimeout`)."""
+        :class:`CoreTrap` (or :class:`CoreTimeout`). With ``as_bytes`` a
+        string result is its UTF-8 bytes (for a parser that reads bytes:
+        decoding it here, for the parser to encode it again, costs both
+        ways)."""
         with self.lock:
             export = self._export(interface, name)
             store = self._store
@@ -350,7 +357,7 @@ class Instance:
             self.runtime.start_ticker()
             export.set_deadline(max(1, int(call_timeout() / EPOCH_TICK_SECONDS)))
             try:
-                return export(store, *args)
+                return export(store, *args, as_bytes=as_bytes)
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
                 self.discard()
                 raise _trap_error(f"{interface}#{name}", str(exc)) from exc
@@ -410,13 +417,13 @@ class Resource:
             self._generation = generation
         return self._handle
 
-    def call(self, method: str, *args: Any) -> Any:
+    def call(self, method: str, *args: Any, as_bytes: bool = False) -> Any:
         name = self._methods.get(method)
         if name is None:
             name = self._methods[method] = f"[method]{self.resource}.{method}"
         with self.instance.lock:
             handle = self._live_handle()
-            return self.instance.call(self.interface, name, handle, *args)
+            return self.instance.call(self.interface, name, handle, *args, as_bytes=as_bytes)
 
     def close(self) -> None:
         with self.instance.lock:

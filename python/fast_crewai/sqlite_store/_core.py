@@ -80,9 +80,9 @@ class WasmConnection:
         if not self.stale and (journal_exists or self._counter.read() != self._seen):
             self._call("refresh")
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, method: str, *args: Any, as_bytes: bool = False) -> Any:
         try:
-            return self._check(self._resource.call(method, *args))
+            return self._check(self._resource.call(method, *args, as_bytes=as_bytes))
         except UnicodeEncodeError:
             raise _surrogate_error() from None
         finally:
@@ -90,12 +90,12 @@ class WasmConnection:
 
     def execute(self, sql: str, params: Params, read_only: bool) -> ExecuteResult:
         if not read_only:
-            return from_wire(self._call("execute", sql, to_wire(params)))
+            return from_wire(self._call("execute", sql, to_wire(params), as_bytes=True))
         # A statement that does not write leaves the change counter as it
         # was (a crashed writer's journal is rolled back by revalidate's
         # refresh, before it), so it is not read again.
         try:
-            return from_wire(self._check(self._resource.call("query", sql, to_wire(params))))
+            return from_wire(self._check(self._resource.call("query", sql, to_wire(params), as_bytes=True)))
         except UnicodeEncodeError:
             raise _surrogate_error() from None
 
@@ -122,7 +122,7 @@ class WasmConnection:
 
 
 # What a successful call returns; anything else may be an error value.
-_PLAIN_RESULTS = frozenset({str, int, bool})
+_PLAIN_RESULTS = frozenset({str, bytes, int, bool})
 
 _CORE_ERRORS: dict[str, type[SQLiteError]] = {
     "constraint": ConstraintError,
