@@ -31,11 +31,12 @@ pub struct Constants {
     pub synchronous: String,
     /// `PRAGMA cache_size` of every connection (negative: KiB).
     pub cache_size: i64,
-    /// `PRAGMA temp_store` of every connection: statement journals (the
-    /// change log's triggers make every write statement keep one) and
-    /// other temporary data stay in memory, where the component has no
+    /// `PRAGMA temp_store` of every connection: temporary data (statement
+    /// journals, sorts) stays in memory, where the component has no
     /// temporary directory.
     pub temp_store: String,
+    /// How many rows the change log keeps.
+    pub change_log_rows: i64,
     /// How long a connection waits for another's lock.
     pub busy_timeout_ms: u64,
     /// BM25 term-frequency saturation.
@@ -99,6 +100,7 @@ fn parse(text: &str) -> Result<Constants, String> {
         synchronous: text_of("synchronous")?,
         cache_size: integer("cache_size")?,
         temp_store: text_of("temp_store")?,
+        change_log_rows: integer("change_log_rows")?,
         busy_timeout_ms: unsigned("busy_timeout_ms")?,
         bm25_k1: number("bm25_k1")?,
         bm25_b: number("bm25_b")?,

@@ -108,6 +108,49 @@ pub fn data_version(conn: &Connection) -> Result<i64, MemError> {
 const COLUMNS: &str = "seq, id, content, scope, categories, metadata, importance, created_at, created_ts, \
                        last_accessed, source, private, embedding";
 
+/// The file's change counter (header bytes 24-27), read from the file
+/// itself: SQLite bumps it by one at every commit, whoever makes it, so it
+/// tells whether the change log accounts for every commit (see
+/// `schema.sql`).
+pub struct Header(std::fs::File);
+
+impl Header {
+    pub fn open(path: &str) -> Result<Header, MemError> {
+        std::fs::File::open(path)
+            .map(Header)
+            .map_err(|e| MemError::Storage(format!("unable to read the header of {path}: {e}")))
+    }
+
+    pub fn counter(&self) -> Result<u32, MemError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut bytes = [0u8; 4];
+        let mut file = &self.0;
+        // (WASI's seek only moves the position the read then starts from.)
+        match file.seek(SeekFrom::Start(24)).and_then(|_| file.read_exact(&mut bytes)) {
+            Ok(()) => Ok(u32::from_be_bytes(bytes)),
+            // A file without a header yet (nothing committed) counts none.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(e) => Err(MemError::Storage(format!("unable to read the change counter: {e}"))),
+        }
+    }
+}
+
+/// Logs a write transaction's changes (`None`: the dimension, or every
+/// record) with the change counter it found, and trims the log.
+pub fn log_changes<'a>(
+    tx: &Transaction<'_>,
+    counter: u32,
+    ids: impl IntoIterator<Item = Option<&'a str>>,
+) -> Result<(), MemError> {
+    let mut insert = tx.prepare_cached("INSERT INTO memory_changes (counter, id) VALUES (?1, ?2)")?;
+    for id in ids {
+        insert.execute(params![counter, id])?;
+    }
+    tx.prepare_cached("DELETE FROM memory_changes WHERE seq <= (SELECT MAX(seq) FROM memory_changes) - ?1")?
+        .execute([constants().change_log_rows])?;
+    Ok(())
+}
+
 /// The last entry of the change log (0 when it holds none).
 pub fn log_position(conn: &Connection) -> Result<i64, MemError> {
     Ok(conn
@@ -115,26 +158,40 @@ pub fn log_position(conn: &Connection) -> Result<i64, MemError> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// The ids of the records written or deleted since log entry `position`,
+/// The ids of the records written or deleted since log entry `position`
+/// (whose commit left the change counter at `known`; it is `current` now),
 /// and the last entry, in log order without repeats; `None` when the log
-/// cannot tell: it was trimmed past `position`, it holds a change of the
-/// store's metadata (the dimension), or it holds nothing new (the file
-/// changed without it, as by a `VACUUM`).
-pub fn changes_since(conn: &Connection, position: i64) -> Result<Option<(i64, Vec<String>)>, MemError> {
-    let mut stmt = conn.prepare_cached("SELECT seq, id FROM memory_changes WHERE seq > ?1 ORDER BY seq")?;
+/// does not account for every commit since (trimmed past `position`, a
+/// commit of a program that does not log, a changed dimension).
+pub fn changes_since(
+    conn: &Connection,
+    position: i64,
+    known: u32,
+    current: u32,
+) -> Result<Option<(i64, Vec<String>)>, MemError> {
+    let mut stmt = conn.prepare_cached("SELECT seq, counter, id FROM memory_changes WHERE seq > ?1 ORDER BY seq")?;
     let mut rows = stmt.query([position])?;
     let mut last = position;
+    // The counter the next logged commit must have found.
+    let mut next = known;
     let mut ids = Vec::new();
     let mut seen = std::collections::HashSet::new();
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
-        let id: Option<String> = row.get(1)?;
-        // Entries are numbered one after another (AUTOINCREMENT, never
-        // reused; only trimmed from the oldest).
+        let counter: i64 = row.get(1)?;
+        let id: Option<String> = row.get(2)?;
+        // Entries are numbered one after another, and trimmed from the oldest.
         if seq != last + 1 {
             return Ok(None);
         }
         last = seq;
+        if counter == i64::from(next) {
+            // The first entry of the next commit.
+            next = next.wrapping_add(1);
+        } else if next == known || counter != i64::from(next.wrapping_sub(1)) {
+            // Not the commit that follows, nor the one being read.
+            return Ok(None);
+        }
         let Some(id) = id else {
             return Ok(None);
         };
@@ -142,7 +199,7 @@ pub fn changes_since(conn: &Connection, position: i64) -> Result<Option<(i64, Ve
             ids.push(id);
         }
     }
-    Ok((last != position).then_some((last, ids)))
+    Ok((next == current).then_some((last, ids)))
 }
 
 /// Brings the records with these ids in `index` to what the file holds:

@@ -20,6 +20,8 @@ use crate::json::{self, Value};
 pub struct Store {
     pub(super) conn: Connection,
     pub(super) index: Index,
+    /// Reads the file's change counter.
+    header: persist::Header,
     fresh: Freshness,
     /// How many times the index was (re)loaded from the file.
     pub(super) loads: u64,
@@ -32,19 +34,27 @@ struct Freshness {
     /// `PRAGMA data_version` when the index was last brought up to date;
     /// `i64::MIN` forces a reload.
     data_version: i64,
-    /// The last entry of the file's change log the index reflects; `None`
-    /// when unknown (then only a reload brings it up to date).
+    /// The last entry of the file's change log the index reflects, and the
+    /// change counter of the file it reflects; `None` when unknown (then
+    /// only a reload brings it up to date).
     log_position: Option<i64>,
+    counter: Option<u32>,
 }
 
 /// Brings `index` up to date, in one read transaction, when another
 /// connection committed since (or when the version is `i64::MIN`).
-fn sync(conn: &mut Connection, index: &mut Index, store: &mut Counts, fresh: &mut Freshness) -> Result<(), MemError> {
+fn sync(
+    conn: &mut Connection,
+    header: &persist::Header,
+    index: &mut Index,
+    store: &mut Counts,
+    fresh: &mut Freshness,
+) -> Result<(), MemError> {
     if persist::data_version(conn)? == fresh.data_version {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-    catch_up(&tx, index, store, fresh)?;
+    catch_up(&tx, header, index, store, fresh)?;
     tx.commit()?;
     Ok(())
 }
@@ -56,30 +66,53 @@ struct Counts<'a> {
 }
 
 /// Applies what other connections changed, from the file's change log
-/// (`schema.sql`: every writer's triggers log the id of every record they
-/// write or delete) when it covers everything since the index's position,
+/// (`schema.sql`: every store logs the ids of the records it writes or
+/// deletes) when it accounts for every commit since the index's position,
 /// else reloads the whole store.
-fn catch_up(conn: &Connection, index: &mut Index, counts: &mut Counts, fresh: &mut Freshness) -> Result<(), MemError> {
-    if let Some(position) = fresh.log_position {
-        if let Some((last, ids)) = persist::changes_since(conn, position)? {
+fn catch_up(
+    conn: &Connection,
+    header: &persist::Header,
+    index: &mut Index,
+    counts: &mut Counts,
+    fresh: &mut Freshness,
+) -> Result<(), MemError> {
+    // A read first: SQLite has rolled back any crashed writer's journal
+    // before the counter is read.
+    let latest = persist::log_position(conn)?;
+    let current = header.counter()?;
+    if let (Some(position), Some(known)) = (fresh.log_position, fresh.counter) {
+        let changes = if latest == position && current == known {
+            Some((position, Vec::new()))
+        } else {
+            persist::changes_since(conn, position, known, current)?
+        };
+        if let Some((last, ids)) = changes {
             // Past half the store, reading it whole is the cheaper way.
             if ids.len() <= index.len() / 2 + 64 {
                 fresh.data_version = i64::MIN;
                 fresh.log_position = None;
+                fresh.counter = None;
                 // On failure the index may hold part of the changes: reload.
                 if persist::apply(conn, index, &ids).is_ok() {
                     *counts.updates += 1;
                     fresh.log_position = Some(last);
+                    fresh.counter = Some(current);
                     fresh.data_version = persist::data_version(conn)?;
                     return Ok(());
                 }
             }
         }
     }
-    reload(conn, index, counts, fresh)
+    reload(conn, index, counts, fresh, current)
 }
 
-fn reload(conn: &Connection, index: &mut Index, counts: &mut Counts, fresh: &mut Freshness) -> Result<(), MemError> {
+fn reload(
+    conn: &Connection,
+    index: &mut Index,
+    counts: &mut Counts,
+    fresh: &mut Freshness,
+    counter: u32,
+) -> Result<(), MemError> {
     *counts.loads += 1;
     // Free the old index first (the memory may not hold two), and leave the
     // version invalid until the new one is complete, so that a failed reload
@@ -87,36 +120,49 @@ fn reload(conn: &Connection, index: &mut Index, counts: &mut Counts, fresh: &mut
     *index = Index::default();
     fresh.data_version = i64::MIN;
     fresh.log_position = None;
+    fresh.counter = None;
     let new_index = persist::load(conn)?;
     let position = persist::log_position(conn)?;
     let new_version = persist::data_version(conn)?;
     *index = new_index;
     fresh.log_position = Some(position);
+    fresh.counter = Some(counter);
     fresh.data_version = new_version;
     Ok(())
 }
 
 /// Starts a write transaction, holding the database's write lock, with the
 /// index brought up to date inside it.
+/// Returns it with the change counter the transaction found.
 fn begin_write<'c>(
     conn: &'c mut Connection,
+    header: &persist::Header,
     index: &mut Index,
     counts: &mut Counts,
     fresh: &mut Freshness,
-) -> Result<Transaction<'c>, MemError> {
+) -> Result<(Transaction<'c>, u32), MemError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if persist::data_version(&tx)? != fresh.data_version {
-        catch_up(&tx, index, counts, fresh)?;
+        catch_up(&tx, header, index, counts, fresh)?;
     }
-    Ok(tx)
+    let counter = header.counter()?;
+    Ok((tx, counter))
 }
 
-/// Commits a write, after which the index (updated by the caller) reflects
-/// the change log up to the write's own entries.
-fn commit(tx: Transaction<'_>, fresh: &mut Freshness) -> Result<(), MemError> {
+/// Logs a write's changes and commits it; the index (updated by the caller
+/// after this) then reflects the change log up to the write's own entries,
+/// and the counter its commit left.
+fn commit<'a>(
+    tx: Transaction<'_>,
+    counter: u32,
+    changed: impl IntoIterator<Item = Option<&'a str>>,
+    fresh: &mut Freshness,
+) -> Result<(), MemError> {
+    persist::log_changes(&tx, counter, changed)?;
     let position = persist::log_position(&tx)?;
     tx.commit()?;
     fresh.log_position = Some(position);
+    fresh.counter = Some(counter.wrapping_add(1));
     Ok(())
 }
 
@@ -129,12 +175,15 @@ impl Store {
         if path.contains('\0') {
             return Err(invalid("path contains a NUL character"));
         }
+        let conn = persist::open(path)?;
         let mut store = Store {
-            conn: persist::open(path)?,
+            conn,
             index: Index::default(),
+            header: persist::Header::open(path)?,
             fresh: Freshness {
                 data_version: i64::MIN,
                 log_position: None,
+                counter: None,
             },
             loads: 0,
             updates: 0,
@@ -148,7 +197,13 @@ impl Store {
             loads: &mut self.loads,
             updates: &mut self.updates,
         };
-        sync(&mut self.conn, &mut self.index, &mut counts, &mut self.fresh)
+        sync(
+            &mut self.conn,
+            &self.header,
+            &mut self.index,
+            &mut counts,
+            &mut self.fresh,
+        )
     }
 
     /// Inserts or replaces (by id) a JSON array of records; returns how many
@@ -185,7 +240,13 @@ impl Store {
             loads: &mut self.loads,
             updates: &mut self.updates,
         };
-        let tx = begin_write(&mut self.conn, &mut self.index, &mut counts, &mut self.fresh)?;
+        let (tx, counter) = begin_write(
+            &mut self.conn,
+            &self.header,
+            &mut self.index,
+            &mut counts,
+            &mut self.fresh,
+        )?;
         let index = &mut self.index;
         // Every embedding must have the store's dimension, or, in a store
         // without one yet, that of the batch's first embedding.
@@ -222,7 +283,14 @@ impl Store {
         for (record, embedding) in &batch {
             seqs.push(persist::put(&tx, record, embedding.as_deref())?);
         }
-        commit(tx, &mut self.fresh)?;
+        // A new dimension is logged as a change of everything.
+        let changed = batch.iter().map(|(r, _)| Some(r.id.as_str()));
+        commit(
+            tx,
+            counter,
+            new_dim.map(|_| None).into_iter().chain(changed),
+            &mut self.fresh,
+        )?;
         if let Some(d) = new_dim {
             index.set_dim(d);
         }
@@ -302,12 +370,18 @@ impl Store {
             loads: &mut self.loads,
             updates: &mut self.updates,
         };
-        let tx = begin_write(&mut self.conn, &mut self.index, &mut counts, &mut self.fresh)?;
+        let (tx, counter) = begin_write(
+            &mut self.conn,
+            &self.header,
+            &mut self.index,
+            &mut counts,
+            &mut self.fresh,
+        )?;
         let index = &mut self.index;
         if filter.is_empty() {
             let n = index.len();
             persist::delete_all(&tx, forget_dim)?;
-            commit(tx, &mut self.fresh)?;
+            commit(tx, counter, [None], &mut self.fresh)?;
             index.clear(forget_dim);
             return Ok(u32::try_from(n).unwrap_or(u32::MAX));
         }
@@ -318,7 +392,8 @@ impl Store {
         for &row in &rows {
             persist::delete_seq(&tx, index.seq(row))?;
         }
-        commit(tx, &mut self.fresh)?;
+        let changed = rows.iter().map(|&row| Some(index.record(row).id.as_str()));
+        commit(tx, counter, changed, &mut self.fresh)?;
         let n = rows.len();
         index.remove_rows(rows);
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -496,7 +571,13 @@ impl Store {
             loads: &mut self.loads,
             updates: &mut self.updates,
         };
-        let tx = begin_write(&mut self.conn, &mut self.index, &mut counts, &mut self.fresh)?;
+        let (tx, counter) = begin_write(
+            &mut self.conn,
+            &self.header,
+            &mut self.index,
+            &mut counts,
+            &mut self.fresh,
+        )?;
         let index = &mut self.index;
         let mut rows: Vec<usize> = ids.iter().filter_map(|id| index.row_of(id)).collect();
         rows.sort_unstable();
@@ -520,7 +601,8 @@ impl Store {
         for &row in &rows {
             persist::touch(&tx, index.seq(row), at)?;
         }
-        commit(tx, &mut self.fresh)?;
+        let changed = rows.iter().map(|&row| Some(index.record(row).id.as_str()));
+        commit(tx, counter, changed, &mut self.fresh)?;
         for &row in &rows {
             index.set_last_accessed(row, at);
         }

@@ -61,9 +61,11 @@ JOURNAL_MODE = str(_CONSTANTS["journal_mode"])
 PAGE_SIZE = int(_CONSTANTS["page_size"])
 SYNCHRONOUS = str(_CONSTANTS["synchronous"])
 CACHE_SIZE = int(_CONSTANTS["cache_size"])
-#: Where temporary data (statement journals) goes: memory, as the core has no
-#: temporary directory.
+#: Where temporary data (statement journals, sorts) goes: memory, as the core
+#: has no temporary directory.
 TEMP_STORE = str(_CONSTANTS["temp_store"])
+#: How many rows the change log keeps (``schema.sql``).
+CHANGE_LOG_ROWS = int(_CONSTANTS["change_log_rows"])
 BUSY_TIMEOUT = int(_CONSTANTS["busy_timeout_ms"]) / 1000
 #: BM25 parameters.
 K1 = float(_CONSTANTS["bm25_k1"])

@@ -27,9 +27,11 @@ from .._errors import (
     StorageFailure,
     StoreCapacityError,
 )
+from ..runtime.filelock import ChangeCounter
 from ..runtime.settings import call_timeout
 from ._contract import (
     BUSY_TIMEOUT,
+    CHANGE_LOG_ROWS,
     JOURNAL_MODE,
     MIGRATIONS,
     PRAGMAS,
@@ -74,6 +76,8 @@ class PythonMemoryIndex(_Guarded):
         self._mutex = threading.RLock()
         self._deadline = math.inf
         self._table = _Table(None)
+        # The file's change counter, for the change log.
+        self._header = ChangeCounter(path)
         # PRAGMA data_version when the table was loaded; None forces a load.
         self._version: int | None = None
         try:
@@ -218,6 +222,16 @@ class PythonMemoryIndex(_Guarded):
             table.upsert(record, embedding, seq)
         return table
 
+    def _log(self, conn: sqlite3.Connection, changed: list[str | None]) -> None:
+        """The core's persist::log_changes: this write's changed ids (None:
+        the dimension, or everything) with the change counter the write
+        found, then the log trimmed to its last CHANGE_LOG_ROWS rows."""
+        counter = int.from_bytes(self._header.read() or bytes(4), "big")
+        conn.executemany("INSERT INTO memory_changes (counter, id) VALUES (?, ?)", [(counter, id) for id in changed])
+        conn.execute(
+            "DELETE FROM memory_changes WHERE seq <= (SELECT MAX(seq) FROM memory_changes) - ?", (CHANGE_LOG_ROWS,)
+        )
+
     def _begin_write(self, conn: sqlite3.Connection) -> _Table:
         """Starts a write transaction with the table brought up to date."""
         conn.execute("BEGIN IMMEDIATE")
@@ -283,6 +297,8 @@ class PythonMemoryIndex(_Guarded):
                     ),
                 )
                 seqs.append(cursor.lastrowid)
+            # A new dimension is logged as a change of everything.
+            self._log(conn, [None] * (new_dim is not None) + [r.id for r, _ in batch])
             conn.execute("COMMIT")
             if new_dim is not None:
                 table.set_dim(new_dim)
@@ -300,6 +316,7 @@ class PythonMemoryIndex(_Guarded):
                 conn.execute("DELETE FROM memories")
                 if forget_dim:
                     conn.execute("DELETE FROM store_meta WHERE key = 'dimension'")
+                self._log(conn, [None])
                 conn.execute("COMMIT")
                 self._table = _Table(None if forget_dim else table.dim)
                 return count
@@ -308,6 +325,7 @@ class PythonMemoryIndex(_Guarded):
                 conn.execute("ROLLBACK")
                 return 0
             conn.executemany("DELETE FROM memories WHERE seq = ?", [(int(table.seqs[row]),) for row in rows])
+            self._log(conn, [table.records[row].id for row in rows])
             conn.execute("COMMIT")
             table.remove_rows(rows)
             return len(rows)
@@ -340,6 +358,7 @@ class PythonMemoryIndex(_Guarded):
             conn.executemany(
                 "UPDATE memories SET last_accessed = ? WHERE seq = ?", [(at, int(table.seqs[row])) for row in rows]
             )
+            self._log(conn, [table.records[row].id for row in rows])
             conn.execute("COMMIT")
             for row in rows:
                 table.touched(row, at)
@@ -540,4 +559,7 @@ class PythonMemoryIndex(_Guarded):
     def close(self) -> None:
         with self._mutex:
             self._conn.close()
+            # After the connection: closing a descriptor on the file drops
+            # the POSIX locks this process holds on it.
+            self._header.close()
             self._file_lock.close()

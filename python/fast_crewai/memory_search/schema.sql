@@ -29,37 +29,17 @@ CREATE TABLE IF NOT EXISTS store_meta (
 );
 INSERT OR IGNORE INTO store_meta (key, value) VALUES ('schema_version', 1);
 
--- The change log: the id of every record any writer inserts, replaces,
--- updates or deletes (NULL when store_meta changes: the dimension), written
--- by these triggers, which are part of the file and so fire for every
--- program that writes it. A reader that holds the store in memory applies
--- only the records logged since its last look (`refresh`) instead of reading
--- the whole file again; when the log no longer reaches back that far (it
--- keeps the last 10,000 entries), or holds a NULL, it reads the whole file.
--- AUTOINCREMENT: entries are numbered one after another and never reused.
+-- The change log: every write transaction of a store (either backend) adds
+-- a row per record it inserts, replaces, updates or deletes (id NULL: the
+-- dimension changed), each with the file's change counter (bytes 24-27 of
+-- its header, which every commit bumps by one) as the transaction found it.
+-- A reader holding the store in memory applies only the records logged
+-- since its last look when the logged counters account for every commit
+-- since (a program that does not log, such as another SQLite tool or an
+-- older version, leaves a gap and the reader reads the whole file again).
+-- Writers keep the last 10,000 rows.
 CREATE TABLE IF NOT EXISTS memory_changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
+    counter INTEGER NOT NULL,
     id TEXT
 );
-CREATE TRIGGER IF NOT EXISTS memories_inserted AFTER INSERT ON memories BEGIN
-    INSERT INTO memory_changes (id) VALUES (NEW.id);
-END;
-CREATE TRIGGER IF NOT EXISTS memories_updated AFTER UPDATE ON memories BEGIN
-    INSERT INTO memory_changes (id) VALUES (OLD.id);
-    INSERT INTO memory_changes (id) SELECT NEW.id WHERE NEW.id IS NOT OLD.id;
-END;
-CREATE TRIGGER IF NOT EXISTS memories_deleted AFTER DELETE ON memories BEGIN
-    INSERT INTO memory_changes (id) VALUES (OLD.id);
-END;
-CREATE TRIGGER IF NOT EXISTS store_meta_inserted AFTER INSERT ON store_meta BEGIN
-    INSERT INTO memory_changes (id) VALUES (NULL);
-END;
-CREATE TRIGGER IF NOT EXISTS store_meta_updated AFTER UPDATE ON store_meta BEGIN
-    INSERT INTO memory_changes (id) VALUES (NULL);
-END;
-CREATE TRIGGER IF NOT EXISTS store_meta_deleted AFTER DELETE ON store_meta BEGIN
-    INSERT INTO memory_changes (id) VALUES (NULL);
-END;
-CREATE TRIGGER IF NOT EXISTS memory_changes_trimmed AFTER INSERT ON memory_changes BEGIN
-    DELETE FROM memory_changes WHERE seq <= NEW.seq - 10000;
-END;
