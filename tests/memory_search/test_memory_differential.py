@@ -83,11 +83,39 @@ PREFIXES = st.none() | SCOPES
 LIMITS = st.integers(0, 8)
 
 
+def packed_batch(items: list[dict[str, Any]], skew: int) -> tuple[str, str]:
+    """``save-packed``'s arguments for a batch of ``save`` records: each
+    base64 embedding moved into one block, replaced by its count of values
+    (``skew`` added to the last count, to miscount the block)."""
+    block = b""
+    counted = []
+    for item in items:
+        item = dict(item)
+        if isinstance(item.get("embedding"), str):
+            raw = base64.b64decode(item["embedding"])
+            block += raw
+            item["embedding"] = len(raw) // 4
+        counted.append(item)
+    for item in reversed(counted):
+        if isinstance(item.get("embedding"), int) and skew:
+            item["embedding"] += skew
+            break
+    return json.dumps(counted), base64.b64encode(block).decode("ascii")
+
+
 def operations(dim: int) -> st.SearchStrategy[tuple[Any, ...]]:
     return st.one_of(
         st.tuples(st.just("save"), st.lists(records(dim), max_size=6).map(json.dumps)),
+        st.builds(
+            lambda items, skew: ("save_packed", *packed_batch(items, skew)),
+            st.lists(records(dim), max_size=6),
+            st.sampled_from([0, 0, 0, 1, -1]),
+        ),
         st.tuples(st.just("search"), vectors(dim), FILTERS, LIMITS, st.sampled_from([0.0, 0.3, -1.0, 1.0, 1.5])),
         st.tuples(st.just("search_text"), CONTENT, FILTERS, LIMITS),
+        st.tuples(st.just("search_hits"), vectors(dim), FILTERS, LIMITS, st.sampled_from([0.0, 0.3, -1.0, 1.0, 1.5])),
+        st.tuples(st.just("search_text_hits"), CONTENT, FILTERS, LIMITS),
+        st.tuples(st.just("records"), st.lists(IDS, max_size=4).map(json.dumps)),
         st.tuples(st.just("delete"), FILTERS),
         st.tuples(st.just("get"), IDS),
         st.tuples(st.just("list"), PREFIXES, LIMITS, LIMITS),
@@ -119,8 +147,26 @@ def assert_same(name: str, core: tuple[str, Any], reference: tuple[str, Any]) ->
         assert [r for r, _ in ours] == [r for r, _ in theirs]
         for (_, a), (_, b) in zip(ours, theirs, strict=True):
             assert math.isclose(a, b, rel_tol=0, abs_tol=1e-6)
+    elif name in ("search_hits", "search_text_hits") and core[0] == reference[0] == "ok":
+        # Versions are each backend's own numbering; ids and scores agree.
+        ours, theirs = json.loads(core[1]), json.loads(reference[1])
+        assert [id for id, _, _ in ours] == [id for id, _, _ in theirs]
+        for (_, _, a), (_, _, b) in zip(ours, theirs, strict=True):
+            assert math.isclose(a, b, rel_tol=0, abs_tol=1e-6)
+    elif name == "records" and core[0] == reference[0] == "ok":
+        unversioned = [[None if e is None else e[1] for e in json.loads(r[1])] for r in (core, reference)]
+        assert unversioned[0] == unversioned[1]
     else:
         assert core == reference
+
+
+def assert_hits_name_their_records(index: MemoryIndex, hits: str) -> None:
+    """What ``records`` answers for the ids a search named carries the
+    versions the search gave, and the records the full search returns."""
+    triples = json.loads(hits)
+    fetched = json.loads(index.records(json.dumps([id for id, _, _ in triples])))
+    assert [e[0] for e in fetched] == [version for _, version, _ in triples]
+    assert [e[1]["id"] for e in fetched] == [id for id, _, _ in triples]
 
 
 @contextmanager
@@ -141,7 +187,11 @@ def test_random_calls_agree(directory: Path, data: st.DataObject, dim: int) -> N
     with fresh(directory) as (core, reference):
         for op in data.draw(st.lists(operations(dim), min_size=1, max_size=12)):
             name, args = op[0], op[1:]
-            assert_same(name, outcome(core, name, args), outcome(reference, name, args))
+            results = outcome(core, name, args), outcome(reference, name, args)
+            assert_same(name, *results)
+            if name.endswith("_hits") and results[0][0] == "ok":
+                for index, (_, hits) in zip((core, reference), results, strict=True):
+                    assert_hits_name_their_records(index, hits)
         # Each backend reads the other's file to the same records.
         listing = (None, 1000, 0)
         crossed = PythonMemoryIndex(core.path), WasmMemoryIndex(reference.path)

@@ -59,9 +59,25 @@ def test_both_backends_write_the_same_file_layout(tmp_path: Path) -> None:
     assert core["pragmas"]["journal_mode"] == _contract.JOURNAL_MODE.lower()
     # Every table is one the shared schema file creates, as it is written there.
     statements = [sql for kind, _, _, sql in core["schema"] if kind == "table"]
-    assert [name for kind, name, _, _ in core["schema"] if kind == "table"] == ["memories", "store_meta"]
+    assert [name for kind, name, _, _ in core["schema"] if kind == "table"] == [
+        "memories",
+        "memory_changes",
+        "store_meta",
+    ]
     for sql in statements:
         assert sql.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1) in _contract.SCHEMA
+    # Both log the write alike: the dimension set (None), then each record,
+    # with the change counter the write found.
+    logs = []
+    for name in ("core.db", "reference.db"):
+        conn = sqlite3.connect(tmp_path / name)
+        try:
+            logs.append(conn.execute("SELECT seq, counter, id FROM memory_changes ORDER BY seq").fetchall())
+        finally:
+            conn.close()
+    assert logs[0] == logs[1]
+    assert [id for _, _, id in logs[0]] == [None, "a", "b"]
+    assert len({counter for _, counter, _ in logs[0]}) == 1
 
 
 @pytest.mark.parametrize("opener", [WasmMemoryIndex, PythonMemoryIndex])

@@ -280,3 +280,31 @@ def test_a_failed_call_returns_a_typed_error() -> None:
     err = error_of(result)
     assert err is not None and err.tag == "unreadable"
     assert err.payload.message == "no JSON object or array found"
+
+
+def test_each_call_gets_its_own_arguments_whatever_the_last_call_left_lowered(tmp_path: Path) -> None:
+    """An export keeps a handle or a short string lowered between calls with
+    the same object; any other argument, None included, is lowered anew, and
+    a replaced instance starts from nothing."""
+    from fast_crewai.memory_search._core import WasmMemoryIndex
+
+    _backend.runtime()
+    index = WasmMemoryIndex(tmp_path / "args.db")
+    try:
+        items = [
+            {"id": f"r{i}", "content": "x", "scope": scope, "created_at": "t", "created_ts": 0.0}
+            for i, scope in enumerate(["/a", "/a/b", "/c"])
+        ]
+        index.save(json.dumps(items))
+        scope = "/a"
+        expected = {None: 3, "/a": 2, "/c": 1, "/none": 0}
+        for prefix in [None, scope, scope, None, "/c", None, "/c", "/none", scope]:
+            assert index.count(prefix) == expected[prefix]
+        long_prefix = "/a" + "/x" * 5000  # past what a slot keeps
+        for _ in range(2):
+            assert index.count(long_prefix) == 0
+            assert index.count(scope) == 2
+        index._instance.discard()
+        assert index.count(scope) == 2 and index.count(None) == 3
+    finally:
+        index.close()

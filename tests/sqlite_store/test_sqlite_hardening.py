@@ -270,8 +270,8 @@ def test_the_reference_computes_the_cores_document_size_exactly(rows: list[list[
         conn.control(f"CREATE TABLE t({quoted}, b, c)")
         for row in rows:
             conn.execute("INSERT INTO t VALUES (?, ?, ?)", row, False)
-        raw = conn._call("query", "SELECT * FROM t ORDER BY rowid", "[]")
-        assert document_size(from_wire(raw)) == len(raw.encode("utf-8"))
+        raw = conn._call("query", "SELECT * FROM t ORDER BY rowid", "[]", as_bytes=True)
+        assert document_size(from_wire(raw)) == len(raw)
         conn.close()
     finally:
         shutil.rmtree(directory)

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -42,17 +41,18 @@ def test_threads_calling_serde_at_once_are_correct_and_overlap(monkeypatch: pyte
         intervals: list[tuple[int, float, float]] = []
         users: dict[int, set[int]] = {}
         lock = threading.Lock()
-        real_enter = _wasm.enter_wasm
+        real_enter = _wasm._func_call
 
-        def timed_enter(run: Callable[[], Any]) -> Any:
+        def timed_enter(*args: Any) -> Any:
             started = time.perf_counter()
             try:
-                return real_enter(run)
+                return real_enter(*args)
             finally:
                 with lock:
                     intervals.append((threading.get_ident(), started, time.perf_counter()))
 
-        monkeypatch.setattr(_wasm, "enter_wasm", timed_enter)
+        # Every call enters wasm through this C-API function.
+        monkeypatch.setattr(_wasm, "_func_call", timed_enter)
         real_call = _wasm.Instance.call
 
         def watched_call(instance: _wasm.Instance, *args: Any) -> Any:

@@ -11,6 +11,13 @@ use crate::json::{self, Number, Value};
 
 /// anything but finite numbers.
 pub(super) fn decode_vector(text: &str, what: &str) -> Result<Vec<f32>, MemError> {
+    let out = decode_floats(text, what)?;
+    check_finite(&out, what)?;
+    Ok(out)
+}
+
+/// Decodes standard padded base64 of little-endian float32 values.
+fn decode_floats(text: &str, what: &str) -> Result<Vec<f32>, MemError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(|e| invalid(format!("{what} is not valid base64: {e}")))?;
@@ -24,14 +31,15 @@ pub(super) fn decode_vector(text: &str, what: &str) -> Result<Vec<f32>, MemError
     let mut out = Vec::new();
     out.try_reserve_exact(floats.len())
         .map_err(|_| MemError::Capacity(format!("{what} does not fit in memory")))?;
-    for (i, b) in floats.iter().enumerate() {
-        let x = f32::from_le_bytes(*b);
-        if !x.is_finite() {
-            return Err(invalid(format!("{what}[{i}] is {x}, not a finite number")));
-        }
-        out.push(x);
-    }
+    out.extend(floats.iter().map(|b| f32::from_le_bytes(*b)));
     Ok(out)
+}
+
+fn check_finite(values: &[f32], what: &str) -> Result<(), MemError> {
+    match values.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(invalid(format!("{what}[{i}] is {}, not a finite number", values[i]))),
+        None => Ok(()),
+    }
 }
 
 /// Writes `v` as a JSON string of the lowercase hex of its little-endian
@@ -56,18 +64,69 @@ pub(super) fn encode_vector(out: &mut String, v: &[f32]) {
 /// A record to save and its decoded embedding.
 pub(super) type NewRecord = (Record, Option<Vec<f32>>);
 
+/// The records of `save`: each embedding its own base64 member.
 pub(super) fn parse_records(text: &str) -> Result<Vec<NewRecord>, MemError> {
+    parse_batch(text, None)
+}
+
+/// The records of `save-packed`: each embedding member the count of values
+/// the record takes, in order, from the base64 block `vectors`.
+pub(super) fn parse_packed_records(text: &str, vectors: &str) -> Result<Vec<NewRecord>, MemError> {
+    let mut block = Block {
+        values: decode_floats(vectors, "vectors")?,
+        taken: 0,
+    };
+    let batch = parse_batch(text, Some(&mut block))?;
+    if block.taken != block.values.len() {
+        return Err(invalid(format!(
+            "vectors holds {} values, the records take {}",
+            block.values.len(),
+            block.taken
+        )));
+    }
+    Ok(batch)
+}
+
+/// A batch's vector block and how many of its values records took.
+struct Block {
+    values: Vec<f32>,
+    taken: usize,
+}
+
+fn parse_batch(text: &str, mut block: Option<&mut Block>) -> Result<Vec<NewRecord>, MemError> {
     let Value::Array(items) = parse_json(text, "records")? else {
         return Err(invalid("records must be a JSON array of record objects"));
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        out.push(parse_record(item, i)?);
+        out.push(parse_record(item, i, block.as_deref_mut())?);
     }
     Ok(out)
 }
 
-pub(super) fn parse_record(item: Value, i: usize) -> Result<NewRecord, MemError> {
+/// The embedding a packed record takes: `count` values from `block`.
+fn take_embedding(block: &mut Block, count: &Value, i: usize) -> Result<Option<Vec<f32>>, MemError> {
+    let what = format!("records[{i}].embedding");
+    let count = match count {
+        Value::Number(Number::Integer(n)) => n.parse::<usize>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| invalid(format!("{what} must be the count of its values in vectors, or null")))?;
+    let end = block.taken.checked_add(count).filter(|&end| end <= block.values.len());
+    let Some(end) = end else {
+        return Err(invalid(format!(
+            "{what} takes {count} values, past the {} in vectors",
+            block.values.len()
+        )));
+    };
+    let values = &block.values[block.taken..end];
+    block.taken = end;
+    check_finite(values, &what)?;
+    // An empty embedding is no embedding, as in LanceDB.
+    Ok((!values.is_empty()).then(|| values.to_vec()))
+}
+
+fn parse_record(item: Value, i: usize, mut block: Option<&mut Block>) -> Result<NewRecord, MemError> {
     let Value::Object(members) = item else {
         return Err(invalid(format!(
             "records[{i}] must be an object, not {}",
@@ -117,7 +176,12 @@ pub(super) fn parse_record(item: Value, i: usize) -> Result<NewRecord, MemError>
             ("source", Value::Null) => source = None,
             ("private", Value::Bool(b)) => private = b,
             ("private", Value::Null) => {}
-            ("embedding", Value::String(s)) => {
+            ("embedding", v @ Value::Number(_)) if block.is_some() => {
+                if let Some(block) = block.as_deref_mut() {
+                    embedding = take_embedding(block, &v, i)?;
+                }
+            }
+            ("embedding", Value::String(s)) if block.is_none() => {
                 let v = decode_vector(&s, &format!("records[{i}].embedding"))?;
                 // An empty embedding is no embedding, as in LanceDB.
                 embedding = (!v.is_empty()).then_some(v);
@@ -133,6 +197,7 @@ pub(super) fn parse_record(item: Value, i: usize) -> Result<NewRecord, MemError>
                     "metadata" => "an object",
                     "importance" | "created_ts" => "a number",
                     "private" => "a boolean",
+                    "embedding" if block.is_some() => "the count of its values in vectors, or null",
                     "source" | "embedding" => "a string or null",
                     _ => "a string",
                 };
@@ -366,6 +431,50 @@ pub(super) fn write_hits(index: &Index, hits: &[(usize, f64)]) -> Result<String,
         out.push_str(",")?;
         out.push_score(score);
         out.push_str("]")?;
+    }
+    out.push_str("]")?;
+    out.finish()
+}
+
+/// `[[id, version, score], ...]` for `hits`.
+pub(super) fn write_hit_ids(index: &Index, hits: &[(usize, f64)]) -> Result<String, MemError> {
+    let mut out = Output::new();
+    out.push_str("[")?;
+    for (i, &(row, score)) in hits.iter().enumerate() {
+        let id = &index.record(row).id;
+        // The id, a version (20 digits) and a score (24 characters at most).
+        out.room(string_bound(id).saturating_add(64))?;
+        out.text.push_str(if i > 0 { ",[" } else { "[" });
+        json::write_string(&mut out.text, id);
+        out.text.push(',');
+        out.text.push_str(&index.version(row).to_string());
+        out.text.push(',');
+        json::write_float(&mut out.text, score);
+        out.text.push(']');
+        out.check()?;
+    }
+    out.push_str("]")?;
+    out.finish()
+}
+
+/// `[[version, record] | null, ...]` for `rows`.
+pub(super) fn write_versioned(index: &Index, rows: impl Iterator<Item = Option<usize>>) -> Result<String, MemError> {
+    let mut out = Output::new();
+    out.push_str("[")?;
+    for (i, row) in rows.enumerate() {
+        if i > 0 {
+            out.push_str(",")?;
+        }
+        match row {
+            Some(row) => {
+                out.push_str("[")?;
+                out.push_str(&index.version(row).to_string())?;
+                out.push_str(",")?;
+                out.push_record(index, row)?;
+                out.push_str("]")?;
+            }
+            None => out.push_str("null")?,
+        }
     }
     out.push_str("]")?;
     out.finish()

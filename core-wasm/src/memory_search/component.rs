@@ -47,12 +47,28 @@ impl GuestStore for StoreResource {
         self.with(|s| s.save(&records))
     }
 
+    fn save_packed(&self, records: String, vectors: String) -> Result<u32, Error> {
+        self.with(|s| s.save_packed(&records, &vectors))
+    }
+
     fn search(&self, query: String, filter: String, limit: u32, min_score: f64) -> Result<String, Error> {
         self.with(|s| s.search(&query, &filter, limit, min_score))
     }
 
     fn search_text(&self, query: String, filter: String, limit: u32) -> Result<String, Error> {
         self.with(|s| s.search_text(&query, &filter, limit))
+    }
+
+    fn search_hits(&self, query: String, filter: String, limit: u32, min_score: f64) -> Result<String, Error> {
+        self.with(|s| s.search_hits(&query, &filter, limit, min_score))
+    }
+
+    fn search_text_hits(&self, query: String, filter: String, limit: u32) -> Result<String, Error> {
+        self.with(|s| s.search_text_hits(&query, &filter, limit))
+    }
+
+    fn records(&self, ids: String) -> Result<String, Error> {
+        self.with(|s| s.records(&ids))
     }
 
     fn delete(&self, filter: String) -> Result<u32, Error> {

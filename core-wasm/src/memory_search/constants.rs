@@ -31,6 +31,12 @@ pub struct Constants {
     pub synchronous: String,
     /// `PRAGMA cache_size` of every connection (negative: KiB).
     pub cache_size: i64,
+    /// `PRAGMA temp_store` of every connection: temporary data (statement
+    /// journals, sorts) stays in memory, where the component has no
+    /// temporary directory.
+    pub temp_store: String,
+    /// How many rows the change log keeps.
+    pub change_log_rows: i64,
     /// How long a connection waits for another's lock.
     pub busy_timeout_ms: u64,
     /// BM25 term-frequency saturation.
@@ -55,8 +61,8 @@ impl Constants {
     /// The pragmas every connection sets after choosing its journal mode.
     pub fn pragmas(&self) -> String {
         format!(
-            "PRAGMA page_size={}; PRAGMA synchronous={}; PRAGMA cache_size={};",
-            self.page_size, self.synchronous, self.cache_size
+            "PRAGMA page_size={}; PRAGMA synchronous={}; PRAGMA cache_size={}; PRAGMA temp_store={};",
+            self.page_size, self.synchronous, self.cache_size, self.temp_store
         )
     }
 }
@@ -93,6 +99,8 @@ fn parse(text: &str) -> Result<Constants, String> {
         page_size: u32::try_from(unsigned("page_size")?).map_err(|_| "constants.json: page_size".to_owned())?,
         synchronous: text_of("synchronous")?,
         cache_size: integer("cache_size")?,
+        temp_store: text_of("temp_store")?,
+        change_log_rows: integer("change_log_rows")?,
         busy_timeout_ms: unsigned("busy_timeout_ms")?,
         bm25_k1: number("bm25_k1")?,
         bm25_b: number("bm25_b")?,

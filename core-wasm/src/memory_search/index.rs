@@ -4,6 +4,7 @@
 //! sequence number (SQLite's rowid) is, and orders records by insertion.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::bm25::TextIndex;
 use super::constants::constants;
@@ -90,6 +91,8 @@ pub struct Index {
     qcodes: Vec<kernel::Quantized>,
     /// Insertion sequence number of each row.
     seqs: Vec<i64>,
+    /// Each row's version (see [`Index::version`]).
+    versions: Vec<u64>,
     /// Each row's scope id and `created_ts`, next to each other in memory
     /// for the filters evaluated during the scan.
     scope_of: Vec<u32>,
@@ -102,6 +105,15 @@ pub struct Index {
     /// file written by another tool has them; saves refuse them). Their
     /// norm is not finite, which is how the scans recognise and skip them.
     unusable: usize,
+}
+
+/// The next record version of this instance (see [`Index::version`]): a
+/// counter shared by every store and every load, so a version is never given
+/// twice, even across reloads.
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    NEXT_VERSION.fetch_add(1, Ordering::Relaxed)
 }
 
 fn capacity_error(what: &str) -> MemError {
@@ -151,6 +163,15 @@ impl Index {
 
     pub fn seq(&self, row: usize) -> i64 {
         self.seqs[row]
+    }
+
+    /// The version of `row`'s record: a number no other record state has
+    /// had in this instance of the core, so that the host may keep a record
+    /// it built and know, from the version alone, whether it is still the
+    /// record the store holds. Every write of the record (saving, touching,
+    /// loading it again) gives it a new one.
+    pub fn version(&self, row: usize) -> u64 {
+        self.versions[row]
     }
 
     pub fn norm(&self, row: usize) -> f64 {
@@ -220,6 +241,7 @@ impl Index {
         reserve_total(&mut self.norms, rows, "the vector norms")?;
         reserve_total(&mut self.qcodes, rows, "the quantisation codes")?;
         reserve_total(&mut self.seqs, rows, "the records")?;
+        reserve_total(&mut self.versions, rows, "the records")?;
         reserve_total(&mut self.scope_of, rows, "the records")?;
         reserve_total(&mut self.created_ts, rows, "the records")?;
         reserve_total(&mut self.records, rows, "the records")?;
@@ -284,6 +306,7 @@ impl Index {
             self.norms[row] = norm;
             self.quantize_row(row, embedding);
             self.seqs[row] = seq;
+            self.versions[row] = next_version();
             self.scopes.release(self.scope_of[row]);
             self.scope_of[row] = self.scopes.acquire(&record.scope);
             self.created_ts[row] = record.created_ts;
@@ -303,6 +326,7 @@ impl Index {
             self.qcodes.push(kernel::Quantized::default());
             self.quantize_row(self.records.len(), embedding);
             self.seqs.push(seq);
+            self.versions.push(next_version());
             self.scope_of.push(self.scopes.acquire(&record.scope));
             self.created_ts.push(record.created_ts);
             self.text.push(&record.content);
@@ -314,6 +338,7 @@ impl Index {
     /// Sets `last_accessed` of `row`.
     pub fn set_last_accessed(&mut self, row: usize, at: &str) {
         at.clone_into(&mut self.records[row].last_accessed);
+        self.versions[row] = next_version();
     }
 
     /// Removes the given rows (any order, no duplicates).
@@ -342,6 +367,7 @@ impl Index {
         self.norms.swap_remove(row);
         self.qcodes.swap_remove(row);
         self.seqs.swap_remove(row);
+        self.versions.swap_remove(row);
         self.scopes.release(self.scope_of.swap_remove(row));
         self.created_ts.swap_remove(row);
         self.text.swap_remove(row);
@@ -366,6 +392,7 @@ impl Index {
         let n = self.len();
         assert_eq!(self.norms.len(), n);
         assert_eq!(self.seqs.len(), n);
+        assert_eq!(self.versions.len(), n);
         assert_eq!(self.by_id.len(), n);
         assert_eq!(self.text.len(), n);
         assert_eq!(self.vectors.len(), n * self.dim.unwrap_or(0));

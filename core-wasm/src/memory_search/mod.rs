@@ -8,9 +8,12 @@
 //!   failed call changes nothing. Reads are served from the index alone; the
 //!   host calls `refresh` when the file's change counter moved (another
 //!   process committed), which compares `PRAGMA data_version` with the value
-//!   seen at the last load and reloads. Checking that inside the core costs
-//!   several WASI calls, which the host does natively in microseconds.
-//!   Writes make the same check inside their own transaction.
+//!   seen at the last load and applies what changed: the records the file's
+//!   change log (triggers in `schema.sql`, so every writer logs) names since
+//!   the index's position, or the whole store when the log cannot tell.
+//!   Checking that inside the core costs several WASI calls, which the host
+//!   does natively in microseconds. Writes make the same check inside their
+//!   own transaction.
 //! * Vector search is an exact scan (see [`kernel`]): score `1 / (1 + d)` with
 //!   `d` the squared Euclidean distance, records without an embedding count as
 //!   zero vectors (as in LanceDB). Filters are evaluated inside the scan; a

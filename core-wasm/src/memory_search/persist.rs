@@ -104,6 +104,193 @@ pub fn data_version(conn: &Connection) -> Result<i64, MemError> {
         .query_row([], |r| r.get(0))?)
 }
 
+/// The columns a record is read back from, `seq` first.
+const COLUMNS: &str = "seq, id, content, scope, categories, metadata, importance, created_at, created_ts, \
+                       last_accessed, source, private, embedding";
+
+/// The file's change counter (header bytes 24-27), read from the file
+/// itself: SQLite bumps it by one at every commit, whoever makes it, so it
+/// tells whether the change log accounts for every commit (see
+/// `schema.sql`).
+pub struct Header(std::fs::File);
+
+impl Header {
+    pub fn open(path: &str) -> Result<Header, MemError> {
+        std::fs::File::open(path)
+            .map(Header)
+            .map_err(|e| MemError::Storage(format!("unable to read the header of {path}: {e}")))
+    }
+
+    pub fn counter(&self) -> Result<u32, MemError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut bytes = [0u8; 4];
+        let mut file = &self.0;
+        // (WASI's seek only moves the position the read then starts from.)
+        match file.seek(SeekFrom::Start(24)).and_then(|_| file.read_exact(&mut bytes)) {
+            Ok(()) => Ok(u32::from_be_bytes(bytes)),
+            // A file without a header yet (nothing committed) counts none.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(e) => Err(MemError::Storage(format!("unable to read the change counter: {e}"))),
+        }
+    }
+}
+
+/// Logs a write transaction's changes (`None`: the dimension, or every
+/// record) with the change counter it found, and trims the log.
+pub fn log_changes<'a>(
+    tx: &Transaction<'_>,
+    counter: u32,
+    ids: impl IntoIterator<Item = Option<&'a str>>,
+) -> Result<(), MemError> {
+    let mut insert = tx.prepare_cached("INSERT INTO memory_changes (counter, id) VALUES (?1, ?2)")?;
+    for id in ids {
+        insert.execute(params![counter, id])?;
+    }
+    tx.prepare_cached("DELETE FROM memory_changes WHERE seq <= (SELECT MAX(seq) FROM memory_changes) - ?1")?
+        .execute([constants().change_log_rows])?;
+    Ok(())
+}
+
+/// The last entry of the change log (0 when it holds none).
+pub fn log_position(conn: &Connection) -> Result<i64, MemError> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM memory_changes")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// The ids of the records written or deleted since log entry `position`
+/// (whose commit left the change counter at `known`; it is `current` now),
+/// and the last entry, in log order without repeats; `None` when the log
+/// does not account for every commit since (trimmed past `position`, a
+/// commit of a program that does not log, a changed dimension).
+pub fn changes_since(
+    conn: &Connection,
+    position: i64,
+    known: u32,
+    current: u32,
+) -> Result<Option<(i64, Vec<String>)>, MemError> {
+    let mut stmt = conn.prepare_cached("SELECT seq, counter, id FROM memory_changes WHERE seq > ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([position])?;
+    let mut last = position;
+    // The counter the next logged commit must have found.
+    let mut next = known;
+    let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let counter: i64 = row.get(1)?;
+        let id: Option<String> = row.get(2)?;
+        // Entries are numbered one after another, and trimmed from the oldest.
+        if seq != last + 1 {
+            return Ok(None);
+        }
+        last = seq;
+        if counter == i64::from(next) {
+            // The first entry of the next commit.
+            next = next.wrapping_add(1);
+        } else if next == known || counter != i64::from(next.wrapping_sub(1)) {
+            // Not the commit that follows, nor the one being read.
+            return Ok(None);
+        }
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        if seen.insert(id.clone()) {
+            ids.push(id);
+        }
+    }
+    Ok((next == current).then_some((last, ids)))
+}
+
+/// Brings the records with these ids in `index` to what the file holds:
+/// inserted, replaced or removed. Fails (leaving `index` part-updated, for
+/// the caller to reload) when a record does not fit the index as it is.
+pub fn apply(conn: &Connection, index: &mut Index, ids: &[String]) -> Result<(), MemError> {
+    let dim = index.dim();
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM memories WHERE id = ?1"))?;
+    let mut found = Vec::new();
+    let mut gone = Vec::new();
+    let mut growth = 0usize;
+    for id in ids {
+        let mut rows = stmt.query([id])?;
+        match rows.next()? {
+            Some(row) => {
+                let size = row_growth(row)?;
+                memory::ensure(size, "a changed record")?;
+                let mut embedding = Vec::new();
+                let (seq, record) = decode_row(row, &mut embedding)?;
+                if !embedding.is_empty() && Some(embedding.len()) != dim {
+                    return Err(corrupt(format!("embedding length of {:?}", record.id)));
+                }
+                growth = growth.saturating_add(size).saturating_add(embedding.len() * 5);
+                found.push((seq, record, (!embedding.is_empty()).then_some(embedding)));
+            }
+            None => gone.push(id),
+        }
+    }
+    let rows = index.len() + found.len();
+    memory::ensure(growth.saturating_add(memory::headroom(rows)), "the changed records")?;
+    index.reserve(rows, dim)?;
+    for (seq, record, embedding) in found {
+        index.upsert(record, embedding.as_deref(), seq);
+    }
+    let gone: Vec<usize> = gone.iter().filter_map(|id| index.row_of(id)).collect();
+    index.remove_rows(gone);
+    Ok(())
+}
+
+/// A bound of what a row of [`COLUMNS`] adds to the index beyond its
+/// vector, known before the record is built.
+fn row_growth(row: &rusqlite::Row<'_>) -> Result<usize, MemError> {
+    let text_len = |i: usize| {
+        row.get_ref(i).map(|v| match v {
+            ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
+            _ => 0,
+        })
+    };
+    let mut other = 0usize;
+    for i in [1, 3, 4, 5, 7, 9, 10] {
+        other = other.saturating_add(text_len(i)?);
+    }
+    Ok(memory::growth(text_len(2)?, other))
+}
+
+/// Decodes a row of [`COLUMNS`]: its `seq` and its record (its embedding,
+/// if any, into `embedding`).
+fn decode_row(row: &rusqlite::Row<'_>, embedding: &mut Vec<f32>) -> Result<(i64, Record), MemError> {
+    let seq: i64 = row.get(0)?;
+    let id: String = row.get(1)?;
+    let categories =
+        parse_categories(row.get_ref(4)?.as_str()?).ok_or_else(|| corrupt(format!("categories of {id:?}")))?;
+    let metadata = json::parse(row.get_ref(5)?.as_str()?)
+        .ok()
+        .filter(|m| matches!(m, Value::Object(_)))
+        .ok_or_else(|| corrupt(format!("metadata of {id:?}")))?;
+    embedding.clear();
+    if let Some(bytes) = row.get_ref(12)?.as_blob_or_null()? {
+        let (floats, rest) = bytes.as_chunks::<4>();
+        if !rest.is_empty() || floats.is_empty() {
+            return Err(corrupt(format!("embedding of {id:?}")));
+        }
+        embedding.extend(floats.iter().map(|b| f32::from_le_bytes(*b)));
+    }
+    let record = Record {
+        content: row.get(2)?,
+        scope: row.get(3)?,
+        categories,
+        metadata,
+        importance: row.get(6)?,
+        created_at: row.get(7)?,
+        created_ts: row.get(8)?,
+        last_accessed: row.get(9)?,
+        source: row.get(10)?,
+        private: row.get(11)?,
+        has_embedding: !embedding.is_empty(),
+        id,
+    };
+    Ok((seq, record))
+}
+
 /// Reads the whole store into a fresh index. Run inside a transaction so the
 /// snapshot is consistent.
 pub fn load(conn: &Connection) -> Result<Index, MemError> {
@@ -122,73 +309,29 @@ pub fn load(conn: &Connection) -> Result<Index, MemError> {
     let mut index = Index::new(dim);
     index.reserve(rows, dim)?;
 
-    let mut stmt = conn.prepare(
-        "SELECT seq, id, content, scope, categories, metadata, importance, created_at, \
-         created_ts, last_accessed, source, private, embedding FROM memories ORDER BY seq",
-    )?;
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM memories ORDER BY seq"))?;
     let mut cursor = stmt.query([])?;
-    let mut scratch: Vec<f32> = Vec::new();
+    let mut embedding: Vec<f32> = Vec::new();
     let mut loading = memory::Loading::default();
     while let Some(row) = cursor.next()? {
-        let text_len = |i: usize| {
-            row.get_ref(i).map(|v| match v {
-                ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
-                _ => 0,
-            })
-        };
-        let mut other = 0usize;
-        for i in [1, 3, 4, 5, 7, 9, 10] {
-            other = other.saturating_add(text_len(i)?);
-        }
-        loading.add(memory::growth(text_len(2)?, other))?;
-        let seq: i64 = row.get(0)?;
-        let id: String = row.get(1)?;
-        let categories =
-            parse_categories(row.get_ref(4)?.as_str()?).ok_or_else(|| corrupt(format!("categories of {id:?}")))?;
-        let metadata = json::parse(row.get_ref(5)?.as_str()?)
-            .ok()
-            .filter(|m| matches!(m, Value::Object(_)))
-            .ok_or_else(|| corrupt(format!("metadata of {id:?}")))?;
-        let blob = row.get_ref(12)?.as_blob_or_null()?;
-        let embedding = match blob {
-            None => None,
-            Some(bytes) => {
-                let (floats, rest) = bytes.as_chunks::<4>();
-                if !rest.is_empty() || floats.is_empty() {
-                    return Err(corrupt(format!("embedding of {id:?}")));
-                }
-                if dim.is_none() {
-                    // Only a file written by something else lacks the key.
-                    dim = Some(floats.len());
-                    index.reserve(rows, dim)?;
-                    index.set_dim(floats.len());
-                }
-                if Some(floats.len()) != dim {
-                    return Err(corrupt(format!("embedding length of {id:?}")));
-                }
-                scratch.clear();
-                scratch.extend(floats.iter().map(|b| f32::from_le_bytes(*b)));
-                Some(scratch.as_slice())
+        loading.add(row_growth(row)?)?;
+        let (seq, record) = decode_row(row, &mut embedding)?;
+        if !embedding.is_empty() {
+            if dim.is_none() {
+                // Only a file written by something else lacks the key.
+                dim = Some(embedding.len());
+                index.reserve(rows, dim)?;
+                index.set_dim(embedding.len());
             }
-        };
-        let record = Record {
-            content: row.get(2)?,
-            scope: row.get(3)?,
-            categories,
-            metadata,
-            importance: row.get(6)?,
-            created_at: row.get(7)?,
-            created_ts: row.get(8)?,
-            last_accessed: row.get(9)?,
-            source: row.get(10)?,
-            private: row.get(11)?,
-            has_embedding: embedding.is_some(),
-            id,
-        };
+            if Some(embedding.len()) != dim {
+                return Err(corrupt(format!("embedding length of {:?}", record.id)));
+            }
+        }
         if index.row_of(&record.id).is_some() {
             return Err(corrupt(format!("duplicate id {:?}", record.id)));
         }
-        index.upsert(record, embedding, seq);
+        let vector = (!embedding.is_empty()).then_some(embedding.as_slice());
+        index.upsert(record, vector, seq);
     }
     Ok(index)
 }

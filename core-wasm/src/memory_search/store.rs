@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::codec::{
-    bounded, check_record_size, decode_vector, parse_records, write_hits, write_rows, write_string_array, Output,
+    bounded, check_record_size, decode_vector, parse_packed_records, parse_records, write_hit_ids, write_hits,
+    write_rows, write_string_array, write_versioned, NewRecord, Output,
 };
 use super::constants::constants;
 use super::filter::{in_scope, rooted_prefix, string_list, Filter};
@@ -19,52 +20,150 @@ use crate::json::{self, Value};
 pub struct Store {
     pub(super) conn: Connection,
     pub(super) index: Index,
-    /// `PRAGMA data_version` when `index` was last loaded; `i64::MIN` forces
-    /// a reload.
-    data_version: i64,
+    /// Reads the file's change counter.
+    header: persist::Header,
+    fresh: Freshness,
     /// How many times the index was (re)loaded from the file.
     pub(super) loads: u64,
+    /// How many times it was brought up to date from the change log alone.
+    pub(super) updates: u64,
 }
 
-/// Reloads `index`, in one read transaction, when another connection
-/// committed since its load (or when `version` is `i64::MIN`).
-fn sync(conn: &mut Connection, index: &mut Index, version: &mut i64, loads: &mut u64) -> Result<(), MemError> {
-    if persist::data_version(conn)? == *version {
+/// What the index reflects of the file.
+struct Freshness {
+    /// `PRAGMA data_version` when the index was last brought up to date;
+    /// `i64::MIN` forces a reload.
+    data_version: i64,
+    /// The last entry of the file's change log the index reflects, and the
+    /// change counter of the file it reflects; `None` when unknown (then
+    /// only a reload brings it up to date).
+    log_position: Option<i64>,
+    counter: Option<u32>,
+}
+
+/// Brings `index` up to date, in one read transaction, when another
+/// connection committed since (or when the version is `i64::MIN`).
+fn sync(
+    conn: &mut Connection,
+    header: &persist::Header,
+    index: &mut Index,
+    store: &mut Counts,
+    fresh: &mut Freshness,
+) -> Result<(), MemError> {
+    if persist::data_version(conn)? == fresh.data_version {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-    reload(&tx, index, version, loads)?;
+    catch_up(&tx, header, index, store, fresh)?;
     tx.commit()?;
     Ok(())
 }
 
-fn reload(conn: &Connection, index: &mut Index, version: &mut i64, loads: &mut u64) -> Result<(), MemError> {
-    *loads += 1;
+/// The store's counters, borrowed apart from its connection.
+struct Counts<'a> {
+    loads: &'a mut u64,
+    updates: &'a mut u64,
+}
+
+/// Applies what other connections changed, from the file's change log
+/// (`schema.sql`: every store logs the ids of the records it writes or
+/// deletes) when it accounts for every commit since the index's position,
+/// else reloads the whole store.
+fn catch_up(
+    conn: &Connection,
+    header: &persist::Header,
+    index: &mut Index,
+    counts: &mut Counts,
+    fresh: &mut Freshness,
+) -> Result<(), MemError> {
+    // A read first: SQLite has rolled back any crashed writer's journal
+    // before the counter is read.
+    let latest = persist::log_position(conn)?;
+    let current = header.counter()?;
+    if let (Some(position), Some(known)) = (fresh.log_position, fresh.counter) {
+        let changes = if latest == position && current == known {
+            Some((position, Vec::new()))
+        } else {
+            persist::changes_since(conn, position, known, current)?
+        };
+        if let Some((last, ids)) = changes {
+            // Past half the store, reading it whole is the cheaper way.
+            if ids.len() <= index.len() / 2 + 64 {
+                fresh.data_version = i64::MIN;
+                fresh.log_position = None;
+                fresh.counter = None;
+                // On failure the index may hold part of the changes: reload.
+                if persist::apply(conn, index, &ids).is_ok() {
+                    *counts.updates += 1;
+                    fresh.log_position = Some(last);
+                    fresh.counter = Some(current);
+                    fresh.data_version = persist::data_version(conn)?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    reload(conn, index, counts, fresh, current)
+}
+
+fn reload(
+    conn: &Connection,
+    index: &mut Index,
+    counts: &mut Counts,
+    fresh: &mut Freshness,
+    counter: u32,
+) -> Result<(), MemError> {
+    *counts.loads += 1;
     // Free the old index first (the memory may not hold two), and leave the
     // version invalid until the new one is complete, so that a failed reload
     // is retried by the next call.
     *index = Index::default();
-    *version = i64::MIN;
+    fresh.data_version = i64::MIN;
+    fresh.log_position = None;
+    fresh.counter = None;
     let new_index = persist::load(conn)?;
+    let position = persist::log_position(conn)?;
     let new_version = persist::data_version(conn)?;
     *index = new_index;
-    *version = new_version;
+    fresh.log_position = Some(position);
+    fresh.counter = Some(counter);
+    fresh.data_version = new_version;
     Ok(())
 }
 
 /// Starts a write transaction, holding the database's write lock, with the
 /// index brought up to date inside it.
+/// Returns it with the change counter the transaction found.
 fn begin_write<'c>(
     conn: &'c mut Connection,
+    header: &persist::Header,
     index: &mut Index,
-    version: &mut i64,
-    loads: &mut u64,
-) -> Result<Transaction<'c>, MemError> {
+    counts: &mut Counts,
+    fresh: &mut Freshness,
+) -> Result<(Transaction<'c>, u32), MemError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if persist::data_version(&tx)? != *version {
-        reload(&tx, index, version, loads)?;
+    if persist::data_version(&tx)? != fresh.data_version {
+        catch_up(&tx, header, index, counts, fresh)?;
     }
-    Ok(tx)
+    let counter = header.counter()?;
+    Ok((tx, counter))
+}
+
+/// Logs a write's changes and commits it; the index (updated by the caller
+/// after this) then reflects the change log up to the write's own entries,
+/// and the counter its commit left.
+fn commit<'a>(
+    tx: Transaction<'_>,
+    counter: u32,
+    changed: impl IntoIterator<Item = Option<&'a str>>,
+    fresh: &mut Freshness,
+) -> Result<(), MemError> {
+    persist::log_changes(&tx, counter, changed)?;
+    let position = persist::log_position(&tx)?;
+    tx.commit()?;
+    fresh.log_position = Some(position);
+    fresh.counter = Some(counter.wrapping_add(1));
+    Ok(())
 }
 
 impl Store {
@@ -76,18 +175,35 @@ impl Store {
         if path.contains('\0') {
             return Err(invalid("path contains a NUL character"));
         }
+        let conn = persist::open(path)?;
         let mut store = Store {
-            conn: persist::open(path)?,
+            conn,
             index: Index::default(),
-            data_version: i64::MIN,
+            header: persist::Header::open(path)?,
+            fresh: Freshness {
+                data_version: i64::MIN,
+                log_position: None,
+                counter: None,
+            },
             loads: 0,
+            updates: 0,
         };
         store.sync()?;
         Ok(store)
     }
 
     fn sync(&mut self) -> Result<(), MemError> {
-        sync(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)
+        let mut counts = Counts {
+            loads: &mut self.loads,
+            updates: &mut self.updates,
+        };
+        sync(
+            &mut self.conn,
+            &self.header,
+            &mut self.index,
+            &mut counts,
+            &mut self.fresh,
+        )
     }
 
     /// Inserts or replaces (by id) a JSON array of records; returns how many
@@ -96,6 +212,21 @@ impl Store {
         // Parsing takes a few times the text (strings, metadata, vectors).
         memory::ensure(records.len().saturating_mul(3), "reading the batch")?;
         let batch = parse_records(records)?;
+        self.write_batch(batch)
+    }
+
+    /// [`Store::save`] with the embeddings in one base64 block beside the
+    /// records' JSON (each record's `embedding` the count of its values).
+    pub fn save_packed(&mut self, records: &str, vectors: &str) -> Result<u32, MemError> {
+        memory::ensure(
+            records.len().saturating_add(vectors.len()).saturating_mul(3),
+            "reading the batch",
+        )?;
+        let batch = parse_packed_records(records, vectors)?;
+        self.write_batch(batch)
+    }
+
+    fn write_batch(&mut self, batch: Vec<NewRecord>) -> Result<u32, MemError> {
         if batch.is_empty() {
             return Ok(0);
         }
@@ -105,7 +236,17 @@ impl Store {
                 format!("records[{i}]")
             })?;
         }
-        let tx = begin_write(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)?;
+        let mut counts = Counts {
+            loads: &mut self.loads,
+            updates: &mut self.updates,
+        };
+        let (tx, counter) = begin_write(
+            &mut self.conn,
+            &self.header,
+            &mut self.index,
+            &mut counts,
+            &mut self.fresh,
+        )?;
         let index = &mut self.index;
         // Every embedding must have the store's dimension, or, in a store
         // without one yet, that of the batch's first embedding.
@@ -142,7 +283,14 @@ impl Store {
         for (record, embedding) in &batch {
             seqs.push(persist::put(&tx, record, embedding.as_deref())?);
         }
-        tx.commit()?;
+        // A new dimension is logged as a change of everything.
+        let changed = batch.iter().map(|(r, _)| Some(r.id.as_str()));
+        commit(
+            tx,
+            counter,
+            new_dim.map(|_| None).into_iter().chain(changed),
+            &mut self.fresh,
+        )?;
         if let Some(d) = new_dim {
             index.set_dim(d);
         }
@@ -155,19 +303,36 @@ impl Store {
 
     /// Exact top-`limit` vector search; JSON `[[record, score], ...]`.
     pub fn search(&mut self, query: &str, filter: &str, limit: u32, min_score: f64) -> Result<String, MemError> {
+        let hits = self.vector_hits(query, filter, limit, min_score)?;
+        write_hits(&self.index, &hits)
+    }
+
+    /// [`Store::search`] as `[[id, version, score], ...]`.
+    pub fn search_hits(&mut self, query: &str, filter: &str, limit: u32, min_score: f64) -> Result<String, MemError> {
+        let hits = self.vector_hits(query, filter, limit, min_score)?;
+        write_hit_ids(&self.index, &hits)
+    }
+
+    /// The rows and scores of an exact top-`limit` vector search.
+    fn vector_hits(
+        &self,
+        query: &str,
+        filter: &str,
+        limit: u32,
+        min_score: f64,
+    ) -> Result<Vec<(usize, f64)>, MemError> {
         if min_score.is_nan() {
             return Err(invalid("min-score is NaN"));
         }
         let q = decode_vector(query, "query")?;
         let filter = Filter::parse(filter)?;
         let Some(dim) = self.index.dim() else {
-            return Ok("[]".to_owned());
+            return Ok(Vec::new());
         };
         if q.len() != dim {
             return Err(mismatch(dim, q.len()));
         }
-        let hits = vector_top_k(&self.index, &q, &filter, limit as usize, min_score);
-        write_hits(&self.index, &hits)
+        Ok(vector_top_k(&self.index, &q, &filter, limit as usize, min_score))
     }
 
     /// BM25 search of `content`; JSON `[[record, score], ...]`.
@@ -175,6 +340,22 @@ impl Store {
         let filter = Filter::parse(filter)?;
         let hits = text_top_k(&self.index, query, &filter, limit as usize);
         write_hits(&self.index, &hits)
+    }
+
+    /// [`Store::search_text`] as `[[id, version, score], ...]`.
+    pub fn search_text_hits(&mut self, query: &str, filter: &str, limit: u32) -> Result<String, MemError> {
+        let filter = Filter::parse(filter)?;
+        let hits = text_top_k(&self.index, query, &filter, limit as usize);
+        write_hit_ids(&self.index, &hits)
+    }
+
+    /// `[[version, record] | null, ...]` for the JSON array of ids `ids`.
+    pub fn records(&mut self, ids: &str) -> Result<String, MemError> {
+        let ids = match parse_json(ids, "ids")? {
+            v @ Value::Array(_) => string_list(v, "ids").map_err(|_| invalid("ids must be a JSON array of strings"))?,
+            _ => return Err(invalid("ids must be a JSON array of strings")),
+        };
+        write_versioned(&self.index, ids.iter().map(|id| self.index.row_of(id)))
     }
 
     /// Deletes the records matching `filter` (`{}` deletes all); returns how
@@ -185,12 +366,22 @@ impl Store {
     }
 
     fn delete_where(&mut self, filter: &Filter, forget_dim: bool) -> Result<u32, MemError> {
-        let tx = begin_write(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)?;
+        let mut counts = Counts {
+            loads: &mut self.loads,
+            updates: &mut self.updates,
+        };
+        let (tx, counter) = begin_write(
+            &mut self.conn,
+            &self.header,
+            &mut self.index,
+            &mut counts,
+            &mut self.fresh,
+        )?;
         let index = &mut self.index;
         if filter.is_empty() {
             let n = index.len();
             persist::delete_all(&tx, forget_dim)?;
-            tx.commit()?;
+            commit(tx, counter, [None], &mut self.fresh)?;
             index.clear(forget_dim);
             return Ok(u32::try_from(n).unwrap_or(u32::MAX));
         }
@@ -201,7 +392,8 @@ impl Store {
         for &row in &rows {
             persist::delete_seq(&tx, index.seq(row))?;
         }
-        tx.commit()?;
+        let changed = rows.iter().map(|&row| Some(index.record(row).id.as_str()));
+        commit(tx, counter, changed, &mut self.fresh)?;
         let n = rows.len();
         index.remove_rows(rows);
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -375,7 +567,17 @@ impl Store {
             v @ Value::Array(_) => string_list(v, "ids").map_err(|_| invalid("ids must be a JSON array of strings"))?,
             _ => return Err(invalid("ids must be a JSON array of strings")),
         };
-        let tx = begin_write(&mut self.conn, &mut self.index, &mut self.data_version, &mut self.loads)?;
+        let mut counts = Counts {
+            loads: &mut self.loads,
+            updates: &mut self.updates,
+        };
+        let (tx, counter) = begin_write(
+            &mut self.conn,
+            &self.header,
+            &mut self.index,
+            &mut counts,
+            &mut self.fresh,
+        )?;
         let index = &mut self.index;
         let mut rows: Vec<usize> = ids.iter().filter_map(|id| index.row_of(id)).collect();
         rows.sort_unstable();
@@ -399,7 +601,8 @@ impl Store {
         for &row in &rows {
             persist::touch(&tx, index.seq(row), at)?;
         }
-        tx.commit()?;
+        let changed = rows.iter().map(|&row| Some(index.record(row).id.as_str()));
+        commit(tx, counter, changed, &mut self.fresh)?;
         for &row in &rows {
             index.set_last_accessed(row, at);
         }
@@ -411,12 +614,12 @@ impl Store {
         self.index.dim().and_then(|d| u32::try_from(d).ok())
     }
 
-    /// Reloads the index when another connection committed since it was
-    /// loaded; returns whether it did.
+    /// Brings the index up to date when another connection committed since
+    /// (from the change log, else by reloading it); returns whether it did.
     pub fn refresh(&mut self) -> Result<bool, MemError> {
-        let loads = self.loads;
+        let before = (self.loads, self.updates);
         self.sync()?;
-        Ok(self.loads != loads)
+        Ok((self.loads, self.updates) != before)
     }
 
     #[cfg(test)]

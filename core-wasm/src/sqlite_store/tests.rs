@@ -267,3 +267,12 @@ fn named_parameters_are_checked_and_found_in_linearithmic_time() {
         "{out:?}"
     );
 }
+
+#[test]
+fn integers_are_written_in_decimal_at_both_ends_of_their_range() {
+    for i in [0i64, 7, -7, 10, -10, 1_234_567_890, i64::MAX, i64::MIN] {
+        let mut out = String::new();
+        super::values::write_sql_value(&mut out, rusqlite::types::ValueRef::Integer(i));
+        assert_eq!(out, i.to_string());
+    }
+}

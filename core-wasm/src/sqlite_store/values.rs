@@ -197,12 +197,30 @@ pub(super) fn bind(stmt: &mut rusqlite::Statement<'_>, params: &Params) -> Resul
     Ok(())
 }
 
+/// `i` in decimal, without the formatting machinery (a scan writes one per
+/// integer cell).
+fn push_integer(out: &mut String, i: i64) {
+    let mut digits = [0u8; 20];
+    let mut n = i.unsigned_abs();
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+}
+
 pub(super) fn write_sql_value(out: &mut String, value: ValueRef<'_>) {
     match value {
         ValueRef::Null => out.push_str("null"),
-        ValueRef::Integer(i) => {
-            let _ = write!(out, "{i}");
-        }
+        ValueRef::Integer(i) => push_integer(out, i),
         // The shortest digits that round-trip, in exponent form ("1.5e0"):
         // valid JSON, and far cheaper than reshaping them as Python's repr.
         ValueRef::Real(f) if f.is_finite() => {

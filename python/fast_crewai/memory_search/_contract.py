@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -61,6 +61,11 @@ JOURNAL_MODE = str(_CONSTANTS["journal_mode"])
 PAGE_SIZE = int(_CONSTANTS["page_size"])
 SYNCHRONOUS = str(_CONSTANTS["synchronous"])
 CACHE_SIZE = int(_CONSTANTS["cache_size"])
+#: Where temporary data (statement journals, sorts) goes: memory, as the core
+#: has no temporary directory.
+TEMP_STORE = str(_CONSTANTS["temp_store"])
+#: How many rows the change log keeps (``schema.sql``).
+CHANGE_LOG_ROWS = int(_CONSTANTS["change_log_rows"])
 BUSY_TIMEOUT = int(_CONSTANTS["busy_timeout_ms"]) / 1000
 #: BM25 parameters.
 K1 = float(_CONSTANTS["bm25_k1"])
@@ -78,7 +83,10 @@ MAX_RECORD_BYTES = int(_CONSTANTS["max_record_bytes"])
 #: copy more than 128 MiB from the core to the host in one call.
 MAX_RESULT_BYTES = int(_CONSTANTS["max_result_bytes"])
 #: The pragmas every connection sets after choosing its journal mode.
-PRAGMAS = f"PRAGMA page_size={PAGE_SIZE}; PRAGMA synchronous={SYNCHRONOUS}; PRAGMA cache_size={CACHE_SIZE};"
+PRAGMAS = (
+    f"PRAGMA page_size={PAGE_SIZE}; PRAGMA synchronous={SYNCHRONOUS}; PRAGMA cache_size={CACHE_SIZE}; "
+    f"PRAGMA temp_store={TEMP_STORE};"
+)
 
 
 class MemoryIndex(Protocol):
@@ -88,9 +96,31 @@ class MemoryIndex(Protocol):
 
     def save(self, records: str) -> int: ...
 
+    def save_packed(self, records: str, vectors: str) -> int: ...
+
     def search(self, query: str, filter: str, limit: int, min_score: float) -> str: ...
 
     def search_text(self, query: str, filter: str, limit: int) -> str: ...
+
+    def search_hits(self, query: str, filter: str, limit: int, min_score: float) -> str: ...
+
+    def search_text_hits(self, query: str, filter: str, limit: int) -> str: ...
+
+    def records(self, ids: str) -> str: ...
+
+    @property
+    def epoch(self) -> int:
+        """Changes when record versions may start over (the core's instance
+        was replaced): the cache must then forget what it holds."""
+        ...
+
+    #: Records the host built from this index, for :meth:`search_hits`.
+    record_cache: RecordCache
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Holds the read lock across several calls, so that what one call
+        answers (hits) is what the next reads (their records)."""
+        ...
 
     def delete(self, filter: str) -> int: ...
 
@@ -118,6 +148,58 @@ class MemoryIndex(Protocol):
 
 
 # --------------------------------------------------------------------------- shared by both indexes
+
+#: About how many bytes of built records one store's record cache holds; a
+#: record over a sixteenth of that is not kept.
+RECORD_CACHE_BYTES = 64 << 20
+
+
+class RecordCache:
+    """Records the host built, by id, each with the version it was built at
+    (``search-hits`` in the WIT file): a search fetches only the records it
+    lacks. Least recently used first out past ``capacity`` bytes, as the
+    caller estimates each record's size. Used under the index's lock."""
+
+    def __init__(self, capacity: int = RECORD_CACHE_BYTES) -> None:
+        self.capacity = capacity
+        self._entries: dict[str, tuple[int, Any, int]] = {}
+        self._size = 0
+        self._epoch: int | None = None
+
+    def sync(self, epoch: int) -> None:
+        """Forgets everything when the index's epoch moved."""
+        if epoch != self._epoch:
+            self.clear()
+            self._epoch = epoch
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._size = 0
+
+    def get(self, id: str, version: int) -> Any:
+        """What was built for this version of the record, or None."""
+        entry = self._entries.get(id)
+        if entry is None or entry[0] != version:
+            return None
+        # Most recently used last.
+        del self._entries[id]
+        self._entries[id] = entry
+        return entry[1]
+
+    def put(self, id: str, version: int, value: Any, size: int) -> None:
+        old = self._entries.pop(id, None)
+        if old is not None:
+            self._size -= old[2]
+        if size > self.capacity // 16:
+            return
+        self._entries[id] = (version, value, size)
+        self._size += size
+        while self._size > self.capacity:
+            oldest = next(iter(self._entries))
+            self._size -= self._entries.pop(oldest)[2]
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def _dumps(value: Any) -> str:
@@ -147,6 +229,7 @@ class _Guarded:
         self.path = path
         self._file_lock = FileLock(path, LOCK_TIMEOUT)
         self._journal = Path(f"{path}-journal")
+        self.record_cache = RecordCache()
 
     @contextmanager
     def _hold(self, write: bool) -> Iterator[None]:

@@ -4,7 +4,8 @@ resource in the instance granted the database's directory.
 
 from __future__ import annotations
 
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from .._errors import (
     StoreCapacityError,
 )
 from ..runtime import backend as _backend
-from ..runtime.filelock import ChangeCounter
+from ..runtime.filelock import ChangeCounter, LockTimeout
 from ..runtime.settings import memory_limit_bytes
 
 if TYPE_CHECKING:
@@ -45,6 +46,18 @@ def _checked(value: Any) -> Any:
     if err.tag == "dimension-mismatch":
         raise DimensionMismatchError(field(err.payload, "stored"), field(err.payload, "given"))
     raise _CORE_ERRORS.get(err.tag, StorageFailure)(str(err.payload))
+
+
+def _check_batch_size(characters: int) -> None:
+    """The text is copied into the core, then parsed into a few times its
+    size there; past a quarter of the core's memory limit that can never
+    fit, and copying it in would trap."""
+    limit = memory_limit_bytes()
+    if characters > limit // 4:
+        raise StoreCapacityError(
+            f"a batch of {characters} characters cannot fit in the core's memory "
+            f"(FAST_CREWAI_MEMORY_LIMIT_MB={limit >> 20}); save fewer records at a time"
+        )
 
 
 class WasmMemoryIndex(_Guarded):
@@ -77,34 +90,77 @@ class WasmMemoryIndex(_Guarded):
         return _checked(instance.call(INTERFACE, "[static]store.open", self._guest))
 
     def _call(self, write: bool, method: str, *args: Any) -> Any:
-        with self._hold(write):
-            try:
-                if not write and (self._counter.read() != self._seen or self._journal.exists()):
-                    _checked(self._store.call("refresh"))
-                result = self._store.call(method, *args)
-                self._seen = self._counter.read()
-            except UnicodeEncodeError:
-                raise _surrogate_error() from None
-            except CoreTrap:
-                if write:
-                    # Reopen while the exclusive lock is held, so that the
-                    # interrupted transaction's journal is rolled back now.
-                    with suppress(Exception):  # the trap is what gets reported
-                        self._store.call("dimension")
-                raise
+        try:
+            with self._file_lock.hold(write):
+                try:
+                    if not write:
+                        self._refresh_if_changed()
+                    result = self._store.call(method, *args)
+                    if write:
+                        self._seen = self._counter.read()
+                except UnicodeEncodeError:
+                    raise _surrogate_error() from None
+                except CoreTrap:
+                    if write:
+                        # Reopen while the exclusive lock is held, so that the
+                        # interrupted transaction's journal is rolled back now.
+                        with suppress(Exception):  # the trap is what gets reported
+                            self._store.call("dimension")
+                    raise
+        except LockTimeout as exc:
+            raise StorageFailure(str(exc)) from None
         return _checked(result)
 
+    def _refresh_if_changed(self) -> None:
+        """Has the core reload when another process committed. Reads are
+        served from the core's index alone, so with the counter unmoved the
+        file is not read, and a journal a crashed writer left (which the next
+        reader of the file rolls back) waits for the next write or refresh:
+        a commit writes page 1, which holds the counter, first."""
+        if self._counter.read() == self._seen:
+            return
+        if self._journal.exists():
+            # The refresh rolls the journal back, which is a write.
+            with self._file_lock.hold(True):
+                _checked(self._store.call("refresh"))
+        else:
+            _checked(self._store.call("refresh"))
+        self._seen = self._counter.read()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        # The shared lock alone: each call inside checks the counter itself.
+        held = self._file_lock.hold(False)
+        try:
+            held.__enter__()
+        except LockTimeout as exc:
+            raise StorageFailure(str(exc)) from None
+        try:
+            yield
+        finally:
+            held.__exit__(None, None, None)
+
+    @property
+    def epoch(self) -> int:
+        # A new instance of the core numbers record versions from scratch.
+        return self._instance.generation
+
+    def search_hits(self, query: str, filter: str, limit: int, min_score: float) -> str:
+        return str(self._call(False, "search-hits", query, filter, _u32(limit, "limit"), float(min_score)))
+
+    def search_text_hits(self, query: str, filter: str, limit: int) -> str:
+        return str(self._call(False, "search-text-hits", query, filter, _u32(limit, "limit")))
+
+    def records(self, ids: str) -> str:
+        return str(self._call(False, "records", ids))
+
     def save(self, records: str) -> int:
-        # The text is copied into the core, then parsed into a few times its
-        # size there; past a quarter of the core's memory limit that can
-        # never fit, and copying it in would trap.
-        limit = memory_limit_bytes()
-        if len(records) > limit // 4:
-            raise StoreCapacityError(
-                f"a batch of {len(records)} characters cannot fit in the core's memory "
-                f"(FAST_CREWAI_MEMORY_LIMIT_MB={limit >> 20}); save fewer records at a time"
-            )
+        _check_batch_size(len(records))
         return int(self._call(True, "save", records))
+
+    def save_packed(self, records: str, vectors: str) -> int:
+        _check_batch_size(len(records) + len(vectors))
+        return int(self._call(True, "save-packed", records, vectors))
 
     def search(self, query: str, filter: str, limit: int, min_score: float) -> str:
         return str(self._call(False, "search", query, filter, _u32(limit, "limit"), float(min_score)))

@@ -12,8 +12,8 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,11 @@ from .._errors import (
     StorageFailure,
     StoreCapacityError,
 )
+from ..runtime.filelock import ChangeCounter
 from ..runtime.settings import call_timeout
 from ._contract import (
     BUSY_TIMEOUT,
+    CHANGE_LOG_ROWS,
     JOURNAL_MODE,
     MIGRATIONS,
     PRAGMAS,
@@ -74,6 +76,8 @@ class PythonMemoryIndex(_Guarded):
         self._mutex = threading.RLock()
         self._deadline = math.inf
         self._table = _Table(None)
+        # The file's change counter, for the change log.
+        self._header = ChangeCounter(path)
         # PRAGMA data_version when the table was loaded; None forces a load.
         self._version: int | None = None
         try:
@@ -218,6 +222,16 @@ class PythonMemoryIndex(_Guarded):
             table.upsert(record, embedding, seq)
         return table
 
+    def _log(self, conn: sqlite3.Connection, changed: list[str | None]) -> None:
+        """The core's persist::log_changes: this write's changed ids (None:
+        the dimension, or everything) with the change counter the write
+        found, then the log trimmed to its last CHANGE_LOG_ROWS rows."""
+        counter = int.from_bytes(self._header.read() or bytes(4), "big")
+        conn.executemany("INSERT INTO memory_changes (counter, id) VALUES (?, ?)", [(counter, id) for id in changed])
+        conn.execute(
+            "DELETE FROM memory_changes WHERE seq <= (SELECT MAX(seq) FROM memory_changes) - ?", (CHANGE_LOG_ROWS,)
+        )
+
     def _begin_write(self, conn: sqlite3.Connection) -> _Table:
         """Starts a write transaction with the table brought up to date."""
         conn.execute("BEGIN IMMEDIATE")
@@ -235,7 +249,12 @@ class PythonMemoryIndex(_Guarded):
     # -------------------------------------------------------------- writes
 
     def save(self, records: str) -> int:
-        batch = _parse_records(_plain_text(records))
+        return self._save(_parse_records(_plain_text(records)))
+
+    def save_packed(self, records: str, vectors: str) -> int:
+        return self._save(_parse_records(_plain_text(records), _plain_text(vectors)))
+
+    def _save(self, batch: list[tuple[_Record, Vector | None]]) -> int:
         if not batch:
             return 0
         for i, (r, e) in enumerate(batch):
@@ -278,6 +297,8 @@ class PythonMemoryIndex(_Guarded):
                     ),
                 )
                 seqs.append(cursor.lastrowid)
+            # A new dimension is logged as a change of everything.
+            self._log(conn, [None] * (new_dim is not None) + [r.id for r, _ in batch])
             conn.execute("COMMIT")
             if new_dim is not None:
                 table.set_dim(new_dim)
@@ -295,6 +316,7 @@ class PythonMemoryIndex(_Guarded):
                 conn.execute("DELETE FROM memories")
                 if forget_dim:
                     conn.execute("DELETE FROM store_meta WHERE key = 'dimension'")
+                self._log(conn, [None])
                 conn.execute("COMMIT")
                 self._table = _Table(None if forget_dim else table.dim)
                 return count
@@ -303,6 +325,7 @@ class PythonMemoryIndex(_Guarded):
                 conn.execute("ROLLBACK")
                 return 0
             conn.executemany("DELETE FROM memories WHERE seq = ?", [(int(table.seqs[row]),) for row in rows])
+            self._log(conn, [table.records[row].id for row in rows])
             conn.execute("COMMIT")
             table.remove_rows(rows)
             return len(rows)
@@ -335,9 +358,10 @@ class PythonMemoryIndex(_Guarded):
             conn.executemany(
                 "UPDATE memories SET last_accessed = ? WHERE seq = ?", [(at, int(table.seqs[row])) for row in rows]
             )
+            self._log(conn, [table.records[row].id for row in rows])
             conn.execute("COMMIT")
             for row in rows:
-                table.records[row].last_accessed = at
+                table.touched(row, at)
             return len(rows)
 
         return int(self._run(True, work))
@@ -345,6 +369,16 @@ class PythonMemoryIndex(_Guarded):
     # -------------------------------------------------------------- reads
 
     def search(self, query: str, filter: str, limit: int, min_score: float) -> str:
+        return str(self._read(self._vector_hits(query, filter, limit, min_score, _Table.hits_json)))
+
+    def search_hits(self, query: str, filter: str, limit: int, min_score: float) -> str:
+        return str(self._read(self._vector_hits(query, filter, limit, min_score, _Table.hit_ids_json)))
+
+    @staticmethod
+    def _vector_hits(
+        query: str, filter: str, limit: int, min_score: float, write: Callable[[_Table, list[tuple[int, float]]], str]
+    ) -> Callable[[_Table], str]:
+        """The exact top-``limit`` vector search, its hits written by ``write``."""
         _u32(limit, "limit")
         if math.isnan(min_score):
             raise InvalidRecordError("min-score is NaN")
@@ -353,11 +387,11 @@ class PythonMemoryIndex(_Guarded):
 
         def work(table: _Table) -> str:
             if table.dim is None:
-                return "[]"
+                return write(table, [])
             if len(q) != table.dim:
                 raise DimensionMismatchError(table.dim, len(q))
             if limit == 0 or not len(table) or min_score > 1.0:
-                return "[]"
+                return write(table, [])
             rows = None if f.is_empty() else np.asarray(f.rows(table), dtype=np.intp)
             n = len(table)
             vectors = table.vectors[:n] if rows is None else table.vectors[rows]
@@ -368,18 +402,28 @@ class PythonMemoryIndex(_Guarded):
             usable = table.usable(rows)
             keep = np.flatnonzero(passing if usable is None else passing & usable)
             best = keep[np.lexsort((seqs[keep], d[keep]))[:limit]]
-            return table.hits_json((int(i) if rows is None else int(rows[i]), float(scores[i])) for i in best)
+            return write(table, [(int(i) if rows is None else int(rows[i]), float(scores[i])) for i in best])
 
-        return str(self._read(work))
+        return work
 
     def search_text(self, query: str, filter: str, limit: int) -> str:
+        return str(self._read(self._text_hits(query, filter, limit, _Table.hits_json)))
+
+    def search_text_hits(self, query: str, filter: str, limit: int) -> str:
+        return str(self._read(self._text_hits(query, filter, limit, _Table.hit_ids_json)))
+
+    @staticmethod
+    def _text_hits(
+        query: str, filter: str, limit: int, write: Callable[[_Table, list[tuple[int, float]]], str]
+    ) -> Callable[[_Table], str]:
+        """The BM25 top-``limit``, its hits written by ``write``."""
         _u32(limit, "limit")
         f = _Filter.parse(_plain_text(filter))
         _plain_text(query)
 
         def work(table: _Table) -> str:
             if limit == 0:
-                return "[]"
+                return write(table, [])
             allowed = None if f.ids is None else set(f.ids)
             hits = []
             for id, score in table.text.score(query).items():
@@ -387,9 +431,26 @@ class PythonMemoryIndex(_Guarded):
                 if (allowed is None or id in allowed) and f.matches(table.records[row]):
                     hits.append((row, score))
             hits.sort(key=lambda h: (-h[1], int(table.seqs[h[0]])))
-            return table.hits_json(hits[:limit])
+            return write(table, hits[:limit])
 
-        return str(self._read(work))
+        return work
+
+    def records(self, ids: str) -> str:
+        parsed = _parse_json(_plain_text(ids), "ids")
+        if not isinstance(parsed, list) or not all(isinstance(i, str) for i in parsed):
+            raise InvalidRecordError("ids must be a JSON array of strings")
+        return str(self._read(lambda table: table.versioned_json(table.by_id.get(id) for id in parsed)))
+
+    @property
+    def epoch(self) -> int:
+        # Versions come from one process-wide counter and are never reused.
+        return 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        # The order every call takes them in (see _run).
+        with self._mutex, self._hold(False):
+            yield
 
     def get(self, id: str) -> str | None:
         _plain_text(id)
@@ -498,4 +559,7 @@ class PythonMemoryIndex(_Guarded):
     def close(self) -> None:
         with self._mutex:
             self._conn.close()
+            # After the connection: closing a descriptor on the file drops
+            # the POSIX locks this process holds on it.
+            self._header.close()
             self._file_lock.close()

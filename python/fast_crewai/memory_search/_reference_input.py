@@ -58,6 +58,21 @@ Vector = npt.NDArray[np.float32]
 def _decode_vector(text: str, what: str) -> Vector:
     """Standard padded base64 of little-endian float32 values, canonical
     form only, finite values only (as the core decodes it)."""
+    vector = _decode_floats(text, what)
+    _check_finite(vector, what)
+    return vector
+
+
+def _check_finite(vector: Vector, what: str) -> None:
+    finite = np.isfinite(vector)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise InvalidRecordError(f"{what}[{i}] is {vector[i]}, not a finite number")
+
+
+def _decode_floats(text: str, what: str) -> Vector:
+    """Standard padded base64 of little-endian float32 values, canonical
+    form only."""
     try:
         raw = base64.b64decode(text, validate=True)
     except ValueError as exc:
@@ -67,10 +82,6 @@ def _decode_vector(text: str, what: str) -> Vector:
     if len(raw) % 4:
         raise InvalidRecordError(f"{what} has {len(raw)} bytes, not a multiple of 4 (float32 values)")
     vector: Vector = np.frombuffer(raw, dtype="<f4")
-    finite = np.isfinite(vector)
-    if not finite.all():
-        i = int(np.argmin(finite))
-        raise InvalidRecordError(f"{what}[{i}] is {vector[i]}, not a finite number")
     return vector
 
 
@@ -109,7 +120,29 @@ _RECORD_FIELDS: dict[str, tuple[str, bool]] = {
 }
 
 
-def _parse_record(item: Any, i: int) -> tuple[_Record, Vector | None]:
+class _Block:
+    """A packed batch's vector block and how many values records took."""
+
+    def __init__(self, vectors: str) -> None:
+        self.values = _decode_floats(vectors, "vectors")
+        self.taken = 0
+
+    def take(self, count: Any, i: int) -> Vector | None:
+        """The embedding of ``records[i]``, ``count`` values from here."""
+        what = f"records[{i}].embedding"
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise InvalidRecordError(f"{what} must be the count of its values in vectors, or null")
+        end = self.taken + count
+        if end > len(self.values):
+            raise InvalidRecordError(f"{what} takes {count} values, past the {len(self.values)} in vectors")
+        values = self.values[self.taken : end]
+        self.taken = end
+        _check_finite(values, what)
+        # An empty embedding is no embedding, as in LanceDB.
+        return values if count else None
+
+
+def _parse_record(item: Any, i: int, block: _Block | None = None) -> tuple[_Record, Vector | None]:
     if not isinstance(item, dict):
         raise InvalidRecordError(f"records[{i}] must be an object, not {_type_name(item)}")
     given: dict[str, Any] = {}
@@ -120,6 +153,9 @@ def _parse_record(item: Any, i: int) -> tuple[_Record, Vector | None]:
             raise InvalidRecordError(f"records[{i}] has an unknown field {json.dumps(key, ensure_ascii=False)}")
         kind, nullable = spec
         if value is None and nullable:
+            continue
+        if key == "embedding" and block is not None:
+            embedding = block.take(value, i)
             continue
         if kind == _STRING:
             ok = isinstance(value, str)
@@ -167,11 +203,16 @@ def _parse_record(item: Any, i: int) -> tuple[_Record, Vector | None]:
     return record, embedding
 
 
-def _parse_records(text: str) -> list[tuple[_Record, Vector | None]]:
+def _parse_records(text: str, vectors: str | None = None) -> list[tuple[_Record, Vector | None]]:
+    """The records of ``save``, or with ``vectors`` of ``save-packed``."""
+    block = None if vectors is None else _Block(vectors)
     items = _parse_json(text, "records")
     if not isinstance(items, list):
         raise InvalidRecordError("records must be a JSON array of record objects")
-    return [_parse_record(item, i) for i, item in enumerate(items)]
+    batch = [_parse_record(item, i, block) for i, item in enumerate(items)]
+    if block is not None and block.taken != len(block.values):
+        raise InvalidRecordError(f"vectors holds {len(block.values)} values, the records take {block.taken}")
+    return batch
 
 
 def _rooted_scope(scope: str) -> str:

@@ -4,6 +4,7 @@ index and the exact distance kernel (bit-identical to the core's).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -24,6 +25,9 @@ from ._reference_input import (
 )
 
 _TOKEN = regex.compile(r"[\p{Alphabetic}\p{N}]+")
+# Record versions (see ``search-hits`` in the WIT file): one counter for
+# every table of the process, so a version is never given twice.
+_versions = itertools.count(1)
 
 
 def _tokens(text: str) -> list[str]:
@@ -90,6 +94,8 @@ class _Table:
         self.by_id: dict[str, int] = {}
         self.vectors: Vector = np.zeros((0, dim or 0), dtype="<f4")
         self.seqs: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        # Each row's record version: new at every write of the record.
+        self.versions: list[int] = []
         self.text = _TextIndex()
         # Ids whose vector holds NaN or an infinity (only a file written by
         # another tool has one): never a vector-search hit, as in the core.
@@ -127,10 +133,12 @@ class _Table:
             row = len(self.records)
             self._grow(row + 1)
             self.records.append(record)
+            self.versions.append(next(_versions))
             self.by_id[record.id] = row
         else:
             self.text.remove(record.id)
             self.records[row] = record
+            self.versions[row] = next(_versions)
         if self.dim is not None:
             self.vectors[row] = 0.0 if embedding is None else embedding
         self.unusable.discard(record.id)
@@ -149,10 +157,17 @@ class _Table:
                 self.by_id[moved.id] = row
                 self.vectors[row] = self.vectors[last]
                 self.seqs[row] = self.seqs[last]
+                self.versions[row] = self.versions[last]
             self.records.pop()
+            self.versions.pop()
             del self.by_id[removed.id]
             self.unusable.discard(removed.id)
             self.text.remove(removed.id)
+
+    def touched(self, row: int, at: str) -> None:
+        """Sets ``last_accessed`` of ``row``, a new version of its record."""
+        self.records[row].last_accessed = at
+        self.versions[row] = next(_versions)
 
     def usable(self, rows: npt.NDArray[np.intp] | None) -> npt.NDArray[np.bool_] | None:
         """Which of ``rows`` (all when None) have a usable vector; None when
@@ -177,6 +192,18 @@ class _Table:
 
     def hits_json(self, hits: Iterable[tuple[int, float]]) -> str:
         return _bounded_array(f"[{self.record_json(row)},{float(score)!r}]" for row, score in hits)
+
+    def hit_ids_json(self, hits: Iterable[tuple[int, float]]) -> str:
+        """``[[id, version, score], ...]``."""
+        return _bounded_array(
+            f"[{_dumps(self.records[row].id)},{self.versions[row]},{float(score)!r}]" for row, score in hits
+        )
+
+    def versioned_json(self, rows: Iterable[int | None]) -> str:
+        """``[[version, record] | null, ...]``."""
+        return _bounded_array(
+            "null" if row is None else f"[{self.versions[row]},{self.record_json(row)}]" for row in rows
+        )
 
 
 def _record_json(r: _Record, embedding: str | None) -> str:

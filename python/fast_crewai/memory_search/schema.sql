@@ -28,3 +28,18 @@ CREATE TABLE IF NOT EXISTS store_meta (
     value
 );
 INSERT OR IGNORE INTO store_meta (key, value) VALUES ('schema_version', 1);
+
+-- The change log: every write transaction of a store (either backend) adds
+-- a row per record it inserts, replaces, updates or deletes (id NULL: the
+-- dimension changed), each with the file's change counter (bytes 24-27 of
+-- its header, which every commit bumps by one) as the transaction found it.
+-- A reader holding the store in memory applies only the records logged
+-- since its last look when the logged counters account for every commit
+-- since (a program that does not log, such as another SQLite tool or an
+-- older version, leaves a gap and the reader reads the whole file again).
+-- Writers keep the last 10,000 rows.
+CREATE TABLE IF NOT EXISTS memory_changes (
+    seq INTEGER PRIMARY KEY,
+    counter INTEGER NOT NULL,
+    id TEXT
+);

@@ -24,7 +24,7 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 from wasmtime import _ffi as ffi
-from wasmtime.component._enter import enter_wasm
+from wasmtime.component._enter import maybe_raise_last_exn
 from wasmtime.component._types import ResultType
 
 from .._errors import CoreOutOfMemory, CoreTimeout, CoreTrap, CoreUnavailable
@@ -61,8 +61,71 @@ def field(record: Any, name: str) -> Any:
     return getattr(record, name.replace("-", "_"))
 
 
+def _c_function(name: str, restype: Any, *argtypes: Any) -> Any:
+    """A ctypes handle on a function of wasmtime's C API with our own
+    argument types (``dll[name]`` is a new object each time, so
+    wasmtime-py's own handle on the same function is left as it is).
+    Called directly, without the Python wrapper wasmtime-py puts around
+    each, which costs a frame per call."""
+    function = ffi.dll[name]
+    function.restype = restype
+    function.argtypes = argtypes
+    return function
+
+
+_Val = ffi.wasmtime_component_val_t
+_VAL_P = ctypes.POINTER(_Val)
+_RESOURCE_P = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)
+_func_call = _c_function(
+    "wasmtime_component_func_call",
+    ctypes.POINTER(ffi.wasmtime_error_t),
+    ctypes.POINTER(ffi.wasmtime_component_func_t),
+    ctypes.POINTER(ffi.wasmtime_context_t),
+    _VAL_P,
+    ctypes.c_size_t,
+    _VAL_P,
+    ctypes.c_size_t,
+)
+# wasm_byte_vec_new copies the bytes in one call; wasmtime-py lowers a
+# string through an uninitialised vector, a ctypes array and a memmove.
+_byte_vec_new = _c_function(
+    "wasm_byte_vec_new", None, ctypes.POINTER(ffi.wasm_byte_vec_t), ctypes.c_size_t, ctypes.c_char_p
+)
+_val_delete = _c_function("wasmtime_component_val_delete", None, _VAL_P)
+_resource_clone = _c_function("wasmtime_component_resource_any_clone", _RESOURCE_P, _RESOURCE_P)
+_set_epoch_deadline = _c_function(
+    "wasmtime_context_set_epoch_deadline", None, ctypes.POINTER(ffi.wasmtime_context_t), ctypes.c_uint64
+)
+_KIND_BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
+_KIND_STRING = ffi.WASMTIME_COMPONENT_STRING.value
+_KIND_RESOURCE = ffi.WASMTIME_COMPONENT_RESOURCE.value
+_KIND_U32 = ffi.WASMTIME_COMPONENT_U32.value
+_KIND_U64 = ffi.WASMTIME_COMPONENT_U64.value
+_KIND_F64 = ffi.WASMTIME_COMPONENT_F64.value
+# Parameter kinds lowered here without wasmtime-py's generic code, and the
+# Python types each accepts.
+_FAST_PARAMS: dict[type, tuple[int, tuple[type, ...]]] = {
+    wc.String: (_KIND_STRING, (str,)),
+    wc.BorrowType: (_KIND_RESOURCE, (wc.ResourceAny,)),
+    wc.U32: (_KIND_U32, (int,)),
+    wc.U64: (_KIND_U64, (int,)),
+    wc.F64: (_KIND_F64, (float,)),
+}
+# Strings up to this size stay lowered in their slot between calls.
+_KEPT_STRING_BYTES = 4096
+# What an argument slot keeps when it keeps nothing (None is an argument).
+_NOTHING = object()
+# Ok payloads lifted here; others go through wasmtime-py.
+_FAST_OK: dict[type, int] = {wc.String: _KIND_STRING, wc.U32: _KIND_U32, wc.U64: _KIND_U64, wc.Bool: _KIND_BOOL}
+
+
 class _Export:
-    """A function export with its types looked up once, not per call."""
+    """A function export with its types looked up once, not per call, and
+    the common kinds (strings, numbers, borrowed handles in; ``result``
+    of a string or number out) lowered and lifted with direct calls into
+    wasmtime's C API; every other kind goes through wasmtime-py's own
+    conversions. Not thread-safe: its argument array is reused, and the
+    instance's lock serialises calls."""
 
     def __init__(self, func: wc.Func, store: wasmtime.Store) -> None:
         self.func = func
@@ -75,55 +138,149 @@ class _Export:
         self.result_cases = (
             (self.result_type.ok, self.result_type.err) if isinstance(self.result_type, ResultType) else None
         )
+        self._fast_params = [_FAST_PARAMS.get(type(ty)) for ty in self.param_types]
+        ok = self.result_cases[0] if self.result_cases is not None else None
+        self._fast_ok = _FAST_OK.get(type(ok)) if ok is not None else None
+        self._count = len(self.param_types)
+        self._params = (_Val * max(1, self._count))()
+        # Per argument slot, the handle or short string whose lowering the
+        # slot still holds: a call with the same object (a resource's own
+        # handle, the same SQL text) leaves it there instead of lowering it
+        # again. Freed by release().
+        self._kept: list[Any] = [_NOTHING] * self._count
+        self._func_ref = ctypes.byref(func._func)
+        # The store's context lives as long as the store, which outlives
+        # this export (an instance drops its exports with its store).
+        self._context = store._context()
 
-    def __call__(self, store: wasmtime.Store, *params: Any) -> Any:
-        # wasmtime-py's Func.__call__ re-reads the function type on every call
-        # (~17 us); this is the same lowering with the types cached.
-        count = len(params)
-        if count != len(self.param_types):
-            raise TypeError(f"expected {len(self.param_types)} arguments, got {count}")
-        raw_params = (ffi.wasmtime_component_val_t * count)()
-        lowered = 0
+    def set_deadline(self, ticks: int) -> None:
+        """Interrupts the next call after ``ticks`` epoch ticks."""
+        _set_epoch_deadline(self._context, ticks)
+
+    def __call__(self, store: wasmtime.Store, *params: Any, as_bytes: bool = False) -> Any:
+        """Calls the export; with ``as_bytes`` a string result comes back as
+        its UTF-8 bytes, undecoded."""
+        count = self._count
+        if len(params) != count:
+            raise TypeError(f"expected {count} arguments, got {len(params)}")
+        raw = self._params
+        kept = self._kept
+        # Slots lowered for this call only, freed after it.
+        temporary: list[int] = []
+        value: Any
         try:
-            for ty, value in zip(self.param_types, params, strict=False):
-                ty.convert_to_c(store, value, ctypes.pointer(raw_params[lowered]))
-                lowered += 1
-            result = ffi.wasmtime_component_val_t()
-            has_result = self.result_type is not None
-
-            def run() -> Any:
-                return ffi.wasmtime_component_func_call(
-                    ctypes.byref(self.func._func),
-                    store._context(),
-                    raw_params,
-                    count,
-                    ctypes.byref(result) if has_result else None,
-                    1 if has_result else 0,
-                )
-
-            enter_wasm(run)
+            for i, (fast, ty, value) in enumerate(zip(self._fast_params, self.param_types, params, strict=True)):
+                if value is kept[i]:
+                    continue
+                slot = raw[i]
+                if kept[i] is not _NOTHING:
+                    self._free(i)
+                if fast is None:
+                    ty.convert_to_c(store, value, ctypes.pointer(slot))
+                    temporary.append(i)
+                    continue
+                kind, accepted = fast
+                # (Through a variable: an isinstance narrowing would type the value as object.)
+                acceptable = isinstance(value, accepted)
+                if not acceptable:
+                    raise TypeError(f"expected {accepted[0].__name__} for argument {i}, got {value!r}")
+                if kind == _KIND_STRING:
+                    data = value.encode("utf-8")
+                    _byte_vec_new(ctypes.byref(slot.of.string), len(data), data)
+                    if len(data) <= _KEPT_STRING_BYTES:
+                        kept[i] = value
+                    else:
+                        temporary.append(i)
+                elif kind == _KIND_RESOURCE:
+                    slot.of.resource = _resource_clone(value.ptr())
+                    kept[i] = value
+                else:
+                    if kind == _KIND_U32:
+                        slot.of.u32 = value
+                    elif kind == _KIND_U64:
+                        slot.of.u64 = value
+                    else:
+                        slot.of.f64 = value
+                    temporary.append(i)
+                slot.kind = kind
+            # Calling stores the results over the array's old contents, which
+            # it frees first: it must start out holding nothing.
+            result = _Val()
+            result_type = self.result_type
+            has_result = result_type is not None
+            error = _func_call(
+                self._func_ref,
+                self._context,
+                raw,
+                count,
+                ctypes.byref(result) if has_result else None,
+                1 if has_result else 0,
+            )
+            if error:
+                raise _wasmtime_error(error)
             if self.result_cases is not None:
-                return self._lift_result(result)
-            return self.result_type.convert_from_c(result) if self.result_type is not None else None
+                return self._lift_result(result, as_bytes)
+            return result_type.convert_from_c(result) if result_type is not None else None
         finally:
-            for i in range(lowered):
-                ffi.wasmtime_component_val_delete(ctypes.byref(raw_params[i]))
+            for i in temporary:
+                _val_delete(ctypes.byref(raw[i]))
+                raw[i].kind = _KIND_BOOL
 
-    def _lift_result(self, raw: Any) -> Any:
+    def _free(self, i: int) -> None:
+        _val_delete(ctypes.byref(self._params[i]))
+        self._params[i].kind = _KIND_BOOL
+        self._kept[i] = _NOTHING
+
+    def release(self) -> None:
+        """Frees what the argument slots still hold."""
+        for i, held in enumerate(self._kept):
+            if held is not _NOTHING:
+                self._free(i)
+
+    def _lift_result(self, raw: Any, as_bytes: bool) -> Any:
         assert self.result_cases is not None
-        is_ok = bool(raw.of.result.is_ok)
+        outcome = raw.of.result
+        is_ok = bool(outcome.is_ok)
+        fast = self._fast_ok
+        if is_ok and fast is not None:
+            payload = outcome.val.contents
+            if fast == _KIND_STRING:
+                text = payload.of.string
+                value: Any = ctypes.string_at(text.data, text.size)
+                if not as_bytes:
+                    value = value.decode("utf-8")
+            elif fast == _KIND_U32:
+                value = payload.of.u32
+            elif fast == _KIND_U64:
+                value = payload.of.u64
+            else:
+                value = bool(payload.of.boolean)
+            _val_delete(ctypes.byref(raw))
+            return value
         case_type = self.result_cases[0 if is_ok else 1]
         value = None
         if case_type is not None:
-            payload = raw.of.result.val
+            payload = outcome.val
             value = case_type.convert_from_c(payload.contents)
-            # Ownership of the payload's contents moved to `value`; free the box only.
-            payload.contents.kind = ffi.WASMTIME_COMPONENT_BOOL
+            # Ownership of the payload's contents moved to `value`: what is
+            # left to free holds nothing.
+            payload.contents.kind = _KIND_BOOL
             payload.contents.of.boolean = False
-            ffi.wasmtime_component_val_delete(payload)
+        _val_delete(ctypes.byref(raw))
         if is_ok:
             return value
         return ErrorValue(value.tag, value.payload) if isinstance(value, wc.Variant) else ErrorValue("error", value)
+
+
+def _wasmtime_error(pointer: Any) -> Exception:
+    """The exception for a failed call, as wasmtime-py's ``enter_wasm``
+    raises it (a Python exception a host function raised comes first)."""
+    error = wasmtime.WasmtimeError._from_ptr(pointer)
+    try:
+        maybe_raise_last_exn()
+    except Exception as raised:
+        return raised
+    return error
 
 
 class Instance:
@@ -142,7 +299,7 @@ class Instance:
         self.generation = 0
         self._store: wasmtime.Store | None = None
         self._instance: wc.Instance | None = None
-        self._exports: dict[str, _Export] = {}
+        self._exports: dict[tuple[str, str], _Export] = {}
 
     def _ensure(self) -> tuple[wasmtime.Store, wc.Instance]:
         if self._store is None or self._instance is None:
@@ -159,14 +316,13 @@ class Instance:
         return self._store, self._instance
 
     def _export(self, interface: str, name: str) -> _Export:
-        key = f"{interface}#{name}"
-        export = self._exports.get(key)
+        export = self._exports.get((interface, name))
         if export is None:
             store, instance = self._ensure()
             func = instance.get_func(store, self.runtime.export_index(interface, name))
             if func is None:
                 raise CoreUnavailable(f"the core does not export {interface}#{name}")
-            export = self._exports[key] = _Export(func, store)
+            export = self._exports[interface, name] = _Export(func, store)
         return export
 
     def discard(self) -> None:
@@ -174,6 +330,8 @@ class Instance:
         store = self._store
         self._store = None
         self._instance = None
+        for export in self._exports.values():
+            export.release()
         self._exports = {}
         self.generation += 1
         if store is not None:
@@ -186,17 +344,20 @@ class Instance:
         with self.lock:
             self.discard()
 
-    def call(self, interface: str, name: str, *args: Any) -> Any:
+    def call(self, interface: str, name: str, *args: Any, as_bytes: bool = False) -> Any:
         """Calls ``interface#name``; a trap discards the instance and raises
-        :class:`CoreTrap` (or :class:`CoreTimeout`)."""
+        :class:`CoreTrap` (or :class:`CoreTimeout`). With ``as_bytes`` a
+        string result is its UTF-8 bytes (for a parser that reads bytes:
+        decoding it here, for the parser to encode it again, costs both
+        ways)."""
         with self.lock:
             export = self._export(interface, name)
             store = self._store
             assert store is not None
             self.runtime.start_ticker()
-            store.set_epoch_deadline(max(1, int(call_timeout() / EPOCH_TICK_SECONDS)))
+            export.set_deadline(max(1, int(call_timeout() / EPOCH_TICK_SECONDS)))
             try:
-                return export(store, *args)
+                return export(store, *args, as_bytes=as_bytes)
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
                 self.discard()
                 raise _trap_error(f"{interface}#{name}", str(exc)) from exc
@@ -245,6 +406,7 @@ class Resource:
         self._handle: Any = None
         self._generation = -1
         self._closed = False
+        self._methods: dict[str, str] = {}
 
     def _live_handle(self) -> Any:
         if self._closed:
@@ -255,10 +417,13 @@ class Resource:
             self._generation = generation
         return self._handle
 
-    def call(self, method: str, *args: Any) -> Any:
+    def call(self, method: str, *args: Any, as_bytes: bool = False) -> Any:
+        name = self._methods.get(method)
+        if name is None:
+            name = self._methods[method] = f"[method]{self.resource}.{method}"
         with self.instance.lock:
             handle = self._live_handle()
-            return self.instance.call(self.interface, f"[method]{self.resource}.{method}", handle, *args)
+            return self.instance.call(self.interface, name, handle, *args, as_bytes=as_bytes)
 
     def close(self) -> None:
         with self.instance.lock:

@@ -22,8 +22,6 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from .._errors import UnsupportedPlatformError
@@ -119,36 +117,57 @@ class FileLock:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
 
-    @contextmanager
-    def hold(self, exclusive: bool) -> Iterator[None]:
-        """Holds the lock (shared or exclusive) for the block."""
-        with self._thread_lock:
-            outermost = self._depth == 0
-            upgrade = not outermost and exclusive and not self._exclusive
-            if outermost or upgrade:
-                self._flock(exclusive)
-                previous = self._exclusive
-                self._exclusive = exclusive
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if outermost:
-                    if self._fd is not None:
-                        fcntl.flock(self._fd, fcntl.LOCK_UN)
-                    self._exclusive = False
-                elif upgrade:
-                    # Back to the shared lock the outer block asked for.
-                    if self._fd is not None:
-                        fcntl.flock(self._fd, fcntl.LOCK_SH)
-                    self._exclusive = previous
+    def hold(self, exclusive: bool) -> _Held:
+        """Holds the lock (shared or exclusive) for a ``with`` block."""
+        return _Held(self, exclusive)
 
     def close(self) -> None:
         with self._thread_lock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+class _Held:
+    """One ``with`` block of :meth:`FileLock.hold`: a plain context manager
+    rather than a generator, since every call into a store takes one."""
+
+    __slots__ = ("exclusive", "lock", "outermost", "previous", "upgrade")
+
+    def __init__(self, lock: FileLock, exclusive: bool) -> None:
+        self.lock = lock
+        self.exclusive = exclusive
+
+    def __enter__(self) -> None:
+        lock = self.lock
+        lock._thread_lock.acquire()
+        try:
+            self.outermost = outermost = lock._depth == 0
+            self.upgrade = upgrade = not outermost and self.exclusive and not lock._exclusive
+            if outermost or upgrade:
+                lock._flock(self.exclusive)
+                self.previous = lock._exclusive
+                lock._exclusive = self.exclusive
+            lock._depth += 1
+        except BaseException:
+            lock._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        lock = self.lock
+        try:
+            lock._depth -= 1
+            if self.outermost:
+                if lock._fd is not None:
+                    fcntl.flock(lock._fd, fcntl.LOCK_UN)
+                lock._exclusive = False
+            elif self.upgrade:
+                # Back to the shared lock the outer block asked for.
+                if lock._fd is not None:
+                    fcntl.flock(lock._fd, fcntl.LOCK_SH)
+                lock._exclusive = self.previous
+        finally:
+            lock._thread_lock.release()
 
 
 class ChangeCounter:

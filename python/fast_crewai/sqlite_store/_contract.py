@@ -87,6 +87,9 @@ def _value(value: Any, where: object) -> Value:
 def normalize_params(params: Params) -> Sequence[Value] | dict[str, Value]:
     """Checks parameters and returns them with plain Python types; named
     keys lose their sigil. Plain values pass without a copy."""
+    # The common case first, without the abstract base classes' checks.
+    if isinstance(params, (tuple, list)) and set(map(type, params)) <= _PLAIN:
+        return params
     if isinstance(params, Mapping):
         named: dict[str, Value] = {}
         for key, value in params.items():
@@ -149,12 +152,14 @@ def _special_object(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def _decode(text: str) -> Any:
+def _decode(data: bytes) -> Any:
+    """The core's result document, from its UTF-8 bytes: orjson reads them
+    as they are (given a str it would encode it back to UTF-8)."""
     if _orjson is None:
-        return _DECODER.decode(text)
-    doc = _orjson.loads(text)
+        return _DECODER.decode(data.decode("utf-8"))
+    doc = _orjson.loads(data)
     # Inside a JSON string a quote is escaped, so this finds only blob and infinity objects.
-    if '{"$' in text:
+    if b'{"$' in data:
         doc["rows"] = [[_special_object(v) if type(v) is dict else v for v in row] for row in doc["rows"]]
     return doc
 
@@ -162,9 +167,9 @@ def _decode(text: str) -> Any:
 _DECODER = json.JSONDecoder(object_hook=_special_object)
 
 
-def from_wire(text: str) -> ExecuteResult:
-    """The core's result document as an :class:`ExecuteResult`."""
-    doc = _decode(text)
+def from_wire(data: bytes) -> ExecuteResult:
+    """The core's result document (UTF-8) as an :class:`ExecuteResult`."""
+    doc = _decode(data)
     return ExecuteResult(
         columns=tuple(doc["columns"]),
         rows=[tuple(row) for row in doc["rows"]],

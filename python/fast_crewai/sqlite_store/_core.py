@@ -56,6 +56,8 @@ class WasmConnection:
 
     @staticmethod
     def _check(value: Any) -> Any:
+        if value is None or type(value) in _PLAIN_RESULTS:
+            return value
         from ..runtime._wasm import error_of
 
         err = error_of(value)
@@ -78,16 +80,24 @@ class WasmConnection:
         if not self.stale and (journal_exists or self._counter.read() != self._seen):
             self._call("refresh")
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, method: str, *args: Any, as_bytes: bool = False) -> Any:
         try:
-            return self._check(self._resource.call(method, *args))
+            return self._check(self._resource.call(method, *args, as_bytes=as_bytes))
         except UnicodeEncodeError:
             raise _surrogate_error() from None
         finally:
             self._seen = self._counter.read()
 
     def execute(self, sql: str, params: Params, read_only: bool) -> ExecuteResult:
-        return from_wire(self._call("query" if read_only else "execute", sql, to_wire(params)))
+        if not read_only:
+            return from_wire(self._call("execute", sql, to_wire(params), as_bytes=True))
+        # A statement that does not write leaves the change counter as it
+        # was (a crashed writer's journal is rolled back by revalidate's
+        # refresh, before it), so it is not read again.
+        try:
+            return from_wire(self._check(self._resource.call("query", sql, to_wire(params), as_bytes=True)))
+        except UnicodeEncodeError:
+            raise _surrogate_error() from None
 
     def executemany(self, sql: str, param_sets: Sequence[Params]) -> int:
         changed: int = self._call("execute-many", sql, to_wire(param_sets, many=True))
@@ -110,6 +120,9 @@ class WasmConnection:
             # connection with it, in one step and without a call into the core.
             self._instance.close()
 
+
+# What a successful call returns; anything else may be an error value.
+_PLAIN_RESULTS = frozenset({str, bytes, int, bool})
 
 _CORE_ERRORS: dict[str, type[SQLiteError]] = {
     "constraint": ConstraintError,

@@ -100,8 +100,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
-from pathlib import Path
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 from .._errors import (
@@ -144,7 +143,7 @@ class AcceleratedSQLiteWrapper:
         reaper.start()
         self.mode = mode
         self._lock = FileLock(self.path, timeout, read_only=mode == "read-only")
-        self._journal = Path(f"{self.path}-journal")
+        self._journal_path = f"{self.path}-journal"
         self._mutex = threading.RLock()
         self._depth = 0
         # Why the current transaction can no longer commit, once it cannot.
@@ -178,25 +177,40 @@ class AcceleratedSQLiteWrapper:
     def _locked(self, write: bool) -> Iterator[_Connection]:
         with self._mutex:
             conn = self._connection()
-            with ExitStack() as stack:
-                try:
-                    stack.enter_context(self._lock.hold(write))
-                    if not write and self._reading_may_write(conn):
-                        stack.close()
-                        stack.enter_context(self._lock.hold(True))
-                except LockTimeout as exc:
-                    raise BusyError(str(exc)) from None
-                except LockFileRefused as exc:
-                    raise PathNotAllowedError(f"{exc.filename}: {exc.strerror}") from None
-                except OSError as exc:
-                    raise _lock_file_error(self._lock, exc) from None
+            held, _ = self._acquire(conn, write)
+            try:
                 yield conn
+            finally:
+                held.__exit__(None, None, None)
+
+    def _acquire(self, conn: _Connection, write: bool) -> tuple[AbstractContextManager[None], bool]:
+        """Takes the file lock a call needs (see :meth:`_reading_may_write`);
+        returns it, held, and whether a journal is present under it."""
+        held = self._lock.hold(write)
+        try:
+            held.__enter__()
+            journal = self._journal_exists()
+            if not write and (journal or self._reading_may_write(conn)):
+                held.__exit__(None, None, None)
+                held = self._lock.hold(True)
+                held.__enter__()
+                journal = self._journal_exists()
+        except LockTimeout as exc:
+            raise BusyError(str(exc)) from None
+        except LockFileRefused as exc:
+            raise PathNotAllowedError(f"{exc.filename}: {exc.strerror}") from None
+        except OSError as exc:
+            raise _lock_file_error(self._lock, exc) from None
+        return held, journal
+
+    def _journal_exists(self) -> bool:
+        # access() says it without raising (and building) an exception.
+        return os.access(self._journal_path, os.F_OK)
 
     def _reading_may_write(self, conn: _Connection) -> bool:
-        """Whether a read must take the exclusive lock: the next reader rolls
-        back a hot journal a crashed writer left, and opening leaves WAL mode."""
-        if self._journal.exists():
-            return True
+        """Whether a read must take the exclusive lock even without a journal
+        (the next reader rolls back a hot journal a crashed writer left, which
+        the caller checks): opening leaves WAL mode."""
         if not conn.stale:
             return False
         try:
@@ -208,29 +222,38 @@ class AcceleratedSQLiteWrapper:
         return header[18:20] == b"\x02\x02"
 
     def _call(self, write: bool, work: Callable[[_Connection], Any]) -> Any:
-        with self._locked(write) as conn, conn.pinned():
-            if self._depth:
-                if self._broken is not None:
-                    raise _again(self._broken)
-                if conn.stale:
-                    self._broken = CoreTrap(
-                        "the core trapped during this transaction, which was rolled back; leave the transaction() block"
-                    )
-                    raise _again(self._broken)
-            else:
-                conn.revalidate(self._journal.exists())
+        # _locked's work without its generator and exit stack: every
+        # statement comes through here.
+        with self._mutex:
+            conn = self._connection()
+            held, journal = self._acquire(conn, write)
             try:
-                return work(conn)
-            except SQLiteError as exc:
-                if self._depth and not conn.in_transaction():
-                    self._broken = MisuseError(f"the transaction was rolled back by an earlier error: {exc}")
-                raise
-            except CoreTrap:
-                if self._depth:
-                    self._broken = CoreTrap("the core trapped during this transaction, which was rolled back")
-                elif write:
-                    _reopen_quietly(conn)
-                raise
+                with conn.pinned():
+                    if self._depth:
+                        if self._broken is not None:
+                            raise _again(self._broken)
+                        if conn.stale:
+                            self._broken = CoreTrap(
+                                "the core trapped during this transaction, which was rolled back; leave the "
+                                "transaction() block"
+                            )
+                            raise _again(self._broken)
+                    else:
+                        conn.revalidate(journal)
+                    try:
+                        return work(conn)
+                    except SQLiteError as exc:
+                        if self._depth and not conn.in_transaction():
+                            self._broken = MisuseError(f"the transaction was rolled back by an earlier error: {exc}")
+                        raise
+                    except CoreTrap:
+                        if self._depth:
+                            self._broken = CoreTrap("the core trapped during this transaction, which was rolled back")
+                        elif write:
+                            _reopen_quietly(conn)
+                        raise
+            finally:
+                held.__exit__(None, None, None)
 
     # ------------------------------------------------------------------ API
 

@@ -499,3 +499,197 @@ fn results_past_the_limit_are_refused_without_building_them() {
 fn search_result(s: &mut Store, limit: u32) -> Result<String, MemError> {
     s.search(&b64(&[1.0]), "{}", limit, 0.0)
 }
+
+/// `[id, version, score]` triples as (id, version, score).
+fn hit_triples(text: &str) -> Vec<(String, u64, f64)> {
+    let Value::Array(items) = json::parse(text).unwrap() else {
+        panic!("not an array: {text}")
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Array(t) => match (&t[0], &t[1], &t[2]) {
+                (Value::String(id), Value::Number(json::Number::Integer(v)), score) => {
+                    (id.clone(), v.parse().unwrap(), score.as_f64().unwrap())
+                }
+                _ => panic!("not a triple: {text}"),
+            },
+            _ => panic!("not a triple: {text}"),
+        })
+        .collect()
+}
+
+#[test]
+fn hits_name_the_records_search_returns_and_records_fetches_them() {
+    let (_dir, mut s) = open_temp("hits");
+    let recs: Vec<String> = (0..40)
+        .map(|i| {
+            let v = [i as f32 * 0.25, 1.0 - i as f32 * 0.1, 0.5];
+            rec(
+                &format!("r{i}"),
+                &format!("word{} common", i % 5),
+                "/crew/a",
+                &["c"],
+                i as f64,
+                Some(&v),
+            )
+        })
+        .collect();
+    save(&mut s, &recs);
+    let q = b64(&[1.0, 0.0, 0.5]);
+    for (filter, limit, min_score) in [("{}", 10, 0.0), ("{\"ids\":[\"r3\",\"r9\"]}", 5, 0.0), ("{}", 40, 0.3)] {
+        let full = s.search(&q, filter, limit, min_score).unwrap();
+        let hits = hit_triples(&s.search_hits(&q, filter, limit, min_score).unwrap());
+        assert_eq!(hits.iter().map(|h| h.0.clone()).collect::<Vec<_>>(), ids_of(&full));
+        assert_eq!(hits.iter().map(|h| h.2).collect::<Vec<_>>(), scores_of(&full));
+        // records() gives the same records, with the same versions.
+        let ids: Vec<String> = hits.iter().map(|h| jstr(&h.0)).collect();
+        let fetched = s.records(&format!("[{},\"missing\"]", ids.join(","))).unwrap();
+        let Value::Array(pairs) = json::parse(&fetched).unwrap() else {
+            panic!()
+        };
+        assert_eq!(pairs.len(), hits.len() + 1);
+        assert_eq!(pairs.last(), Some(&Value::Null));
+        let Value::Array(full_pairs) = json::parse(&full).unwrap() else {
+            panic!()
+        };
+        for ((pair, hit), full_pair) in pairs.iter().zip(&hits).zip(&full_pairs) {
+            let (Value::Array(pair), Value::Array(full_pair)) = (pair, full_pair) else {
+                panic!()
+            };
+            assert_eq!(pair[0].as_f64().unwrap() as u64, hit.1);
+            assert_eq!(pair[1], full_pair[0]);
+        }
+    }
+    let text = hit_triples(&s.search_text_hits("word3", "{}", 10).unwrap());
+    assert_eq!(
+        text.iter().map(|h| h.0.clone()).collect::<Vec<_>>(),
+        ids_of(&s.search_text("word3", "{}", 10).unwrap())
+    );
+    assert!(s.records("[1]").is_err() && s.records("{}").is_err());
+}
+
+#[test]
+fn a_records_version_changes_with_every_write_and_is_never_reused() {
+    let (dir, mut s) = open_temp("versions");
+    let v = [1.0f32, 0.0];
+    save(
+        &mut s,
+        &[
+            rec("a", "x", "/s", &[], 1.0, Some(&v)),
+            rec("b", "y", "/s", &[], 2.0, Some(&v)),
+        ],
+    );
+    let version = |s: &mut Store, id: &str| -> u64 {
+        let text = s.records(&format!("[{}]", jstr(id))).unwrap();
+        let Value::Array(pairs) = json::parse(&text).unwrap() else {
+            panic!()
+        };
+        let Value::Array(pair) = &pairs[0] else { panic!() };
+        pair[0].as_f64().unwrap() as u64
+    };
+    let mut seen = std::collections::HashSet::new();
+    let (a0, b0) = (version(&mut s, "a"), version(&mut s, "b"));
+    assert!(seen.insert(a0) && seen.insert(b0));
+    // Reading changes nothing.
+    s.search(&b64(&v), "{}", 2, 0.0).unwrap();
+    assert_eq!(version(&mut s, "a"), a0);
+    s.touch("[\"a\"]", "later").unwrap();
+    let a1 = version(&mut s, "a");
+    assert!(seen.insert(a1));
+    assert_eq!(version(&mut s, "b"), b0);
+    save(&mut s, &[rec("b", "y2", "/s", &[], 2.0, Some(&v))]);
+    let b1 = version(&mut s, "b");
+    assert!(seen.insert(b1));
+    // Deleting a row moves another into its place: versions follow records.
+    s.delete("{\"ids\":[\"a\"]}").unwrap();
+    assert_eq!(version(&mut s, "b"), b1);
+    // Another connection's commit: the record it wrote is new, the others
+    // are as they were.
+    let mut other = Store::open(&dir.db()).unwrap();
+    save(&mut other, &[rec("c", "z", "/s", &[], 3.0, Some(&v))]);
+    assert!(s.refresh().unwrap());
+    assert_eq!(version(&mut s, "b"), b1);
+    assert!(seen.insert(version(&mut s, "c")));
+    // A reload makes every record new.
+    s.reset(None).unwrap();
+    save(&mut other, &[rec("d", "z", "/s", &[], 3.0, Some(&v))]);
+    assert!(s.refresh().unwrap());
+    assert!(seen.insert(version(&mut s, "d")));
+}
+
+#[test]
+fn a_packed_batch_saves_what_the_same_batch_saves_as_json() {
+    let (_a, mut json_store) = open_temp("unpacked");
+    let (_b, mut packed_store) = open_temp("packed");
+    let vectors: Vec<[f32; 3]> = (0..6).map(|i| [i as f32, 1.5, -0.25 * i as f32]).collect();
+    let embedded = |i: usize| (i % 3 != 1).then(|| &vectors[i][..]);
+    let recs: Vec<String> = (0..6)
+        .map(|i| {
+            rec(
+                &format!("r{i}"),
+                &format!("word{i}"),
+                "/s",
+                &["c"],
+                i as f64,
+                embedded(i),
+            )
+        })
+        .collect();
+    save(&mut json_store, &recs);
+    // The same records, each embedding replaced by its count of values.
+    let mut block: Vec<f32> = Vec::new();
+    let counted: Vec<String> = (0..6)
+        .map(|i| {
+            let text = rec(&format!("r{i}"), &format!("word{i}"), "/s", &["c"], i as f64, None);
+            match embedded(i) {
+                Some(v) => {
+                    block.extend_from_slice(v);
+                    text.replace("\"embedding\":null", "\"embedding\":3")
+                }
+                None if i == 4 => text.replace("\"embedding\":null", "\"embedding\":0"),
+                None => text,
+            }
+        })
+        .collect();
+    let batch = format!("[{}]", counted.join(","));
+    assert_eq!(packed_store.save_packed(&batch, &b64(&block)).unwrap(), 6);
+    packed_store.check();
+    assert_eq!(
+        packed_store.list(None, 100, 0).unwrap(),
+        json_store.list(None, 100, 0).unwrap()
+    );
+    // Too few values, too many, a non-finite one, a count of the wrong
+    // type, another dimension: refused, nothing written.
+    let (_c, mut s) = open_temp("packed-errors");
+    let one = rec("x", "w", "/s", &[], 0.0, None).replace("\"embedding\":null", "\"embedding\":2");
+    let one = format!("[{one}]");
+    for (records, vectors) in [
+        (one.as_str(), b64(&[1.0])),
+        (one.as_str(), b64(&[1.0, 2.0, 3.0])),
+        (one.as_str(), b64(&[1.0, f32::NAN])),
+        (
+            &one.replace("\"embedding\":2", "\"embedding\":\"2\"") as &str,
+            b64(&[1.0, 2.0]),
+        ),
+        (
+            &one.replace("\"embedding\":2", "\"embedding\":-1") as &str,
+            b64(&[1.0, 2.0]),
+        ),
+        (one.as_str(), "not base64".to_owned()),
+    ] {
+        assert!(
+            matches!(s.save_packed(records, &vectors), Err(MemError::InvalidInput(_))),
+            "{records} {vectors}"
+        );
+    }
+    assert_eq!(s.count(None).unwrap(), 0);
+    s.save_packed(&one, &b64(&[1.0, 2.0])).unwrap();
+    let three = one
+        .replace("\"embedding\":2", "\"embedding\":3")
+        .replace("\"x\"", "\"y\"");
+    assert!(matches!(
+        s.save_packed(&three, &b64(&[1.0, 2.0, 3.0])),
+        Err(MemError::DimensionMismatch { stored: 2, given: 3 })
+    ));
+}

@@ -272,3 +272,107 @@ fn a_stored_record_too_large_to_return_is_an_error_not_a_trap() {
     assert_eq!(s.delete("{\"ids\":[\"big\"]}").unwrap(), 1);
     assert_eq!(s.list(None, 10, 0).unwrap(), "[]");
 }
+
+/// What `list` returns for every record, the index's own view.
+fn everything(s: &mut Store) -> String {
+    s.list(None, 100_000, 0).unwrap()
+}
+
+#[test]
+fn another_connections_commits_are_applied_from_the_change_log() {
+    let dir = TempDir::new("changelog");
+    let mut reader = Store::open(&dir.db()).unwrap();
+    let mut writer = Store::open(&dir.db()).unwrap();
+    let v = |i: usize| [i as f32, 1.0, -(i as f32)];
+    let recs: Vec<String> = (0..200)
+        .map(|i| {
+            rec(
+                &format!("r{i}"),
+                &format!("word{} text", i % 7),
+                &format!("/s/{}", i % 3),
+                &["c"],
+                i as f64,
+                Some(&v(i)),
+            )
+        })
+        .collect();
+    save(&mut writer, &recs);
+    assert!(reader.refresh().unwrap());
+    let loads = reader.loads;
+    // Saves, replacements, touches and deletes: each applied alone.
+    save(
+        &mut writer,
+        &[rec("new", "fresh words", "/s/9", &["n"], 500.0, Some(&v(3)))],
+    );
+    save(&mut writer, &[rec("r5", "replaced", "/s/0", &[], 5.0, None)]);
+    writer.touch("[\"r7\",\"r8\"]", "later").unwrap();
+    writer.delete("{\"ids\":[\"r9\",\"r10\"]}").unwrap();
+    writer.delete("{\"scope_prefix\":\"/s/2\"}").unwrap();
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.loads, loads, "applied from the log, not reloaded");
+    assert_eq!(reader.updates, 1);
+    reader.check();
+    assert_eq!(
+        everything(&mut reader),
+        everything(&mut Store::open(&dir.db()).unwrap())
+    );
+    let q = [3.0, 1.0, -3.0];
+    assert_eq!(search(&mut reader, &q, "{}", 20), search(&mut writer, &q, "{}", 20));
+    assert_eq!(
+        reader.search_text("words", "{}", 10).unwrap(),
+        writer.search_text("words", "{}", 10).unwrap()
+    );
+    // The reader's own writes are not applied again.
+    save(&mut reader, &[rec("mine", "x", "/s", &[], 1.0, Some(&v(1)))]);
+    assert!(!reader.refresh().unwrap());
+    assert_eq!(reader.updates, 1);
+    // A commit the log does not account for (here by plain SQLite, which
+    // does not log) makes the reader read the whole store: the change
+    // counter moved by more commits than were logged.
+    let plain = Connection::open(dir.db()).unwrap();
+    plain
+        .execute("UPDATE memories SET content = 'by hand' WHERE id = 'r12'", [])
+        .unwrap();
+    save(&mut writer, &[rec("after", "x", "/s", &[], 1.0, Some(&v(2)))]);
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.loads, loads + 1);
+    assert!(reader.get("r12").unwrap().unwrap().contains("\"by hand\""));
+    // So do a log trimmed past the reader's position, a changed dimension
+    // and a commit that logs nothing.
+    save(&mut writer, &[rec("gap", "x", "/s", &[], 1.0, Some(&v(2)))]);
+    plain
+        .execute("DELETE FROM memory_changes WHERE id = 'gap'", [])
+        .unwrap();
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.loads, loads + 2);
+    writer.reset(None).unwrap();
+    save(&mut writer, &[rec("two", "x", "/s", &[], 1.0, Some(&[1.0, 2.0]))]);
+    assert!(reader.refresh().unwrap());
+    assert_eq!((reader.loads, reader.dimension()), (loads + 3, Some(2)));
+    plain.execute_batch("VACUUM").unwrap();
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.loads, loads + 4);
+    // After all that, logged commits are applied alone again.
+    save(&mut writer, &[rec("last", "x", "/s", &[], 1.0, Some(&[2.0, 1.0]))]);
+    assert!(reader.refresh().unwrap());
+    assert_eq!((reader.loads, reader.updates), (loads + 4, 2));
+    reader.check();
+    assert_eq!(everything(&mut reader), everything(&mut writer));
+}
+
+#[test]
+fn the_change_log_keeps_its_last_ten_thousand_entries() {
+    let dir = TempDir::new("changelog-trim");
+    let mut s = Store::open(&dir.db()).unwrap();
+    let recs: Vec<String> = (0..10_500)
+        .map(|i| rec(&format!("r{i}"), "x", "/s", &[], i as f64, None))
+        .collect();
+    save(&mut s, &recs);
+    let plain = Connection::open(dir.db()).unwrap();
+    let (count, first, last): (i64, i64, i64) = plain
+        .query_row("SELECT COUNT(*), MIN(seq), MAX(seq) FROM memory_changes", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((count, last - first + 1), (10_000, 10_000));
+}
