@@ -15,8 +15,8 @@ documents them::
 
 from __future__ import annotations
 
-from .runtime.patches import disable_acceleration, enable_acceleration, status
+from .runtime.patches import apply_enabled, disable_acceleration, enable_acceleration, status
 
 __all__ = ["disable_acceleration", "enable_acceleration", "status"]
 
-enable_acceleration()
+apply_enabled()

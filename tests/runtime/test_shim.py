@@ -197,6 +197,22 @@ def test_importing_the_shim_enables_and_disable_restores() -> None:
     assert disabled == {"memory_factory": False, "task_outputs": "crewai.memory.storage.kickoff_task_outputs_storage"}
 
 
+def test_the_shim_loads_the_core_at_the_first_store_not_at_import() -> None:
+    """``import fast_crewai.shim`` applies the patches without loading the
+    core (its import cost); the first store loads it."""
+    code = (
+        "import sys, tempfile, fast_crewai.shim\n"
+        "from fast_crewai import status\n"
+        "print('wasmtime' in sys.modules, 'fast_crewai.sqlite_store._wrapper' in sys.modules)\n"
+        "from crewai.memory.storage import kickoff_task_outputs_storage as k\n"
+        "k.KickoffTaskOutputsSQLiteStorage(tempfile.mkdtemp() + '/outputs.db').load()\n"
+        "print('wasmtime' in sys.modules, status()['components']['database']['backend'])\n"
+    )
+    result = run_python(code, FAST_CREWAI_BACKEND="wasm")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["False False", "True wasm"]
+
+
 def test_the_shim_module_has_the_documented_api() -> None:
     """``fast_crewai.shim.enable_acceleration(verbose=True)``,
     ``disable_acceleration()`` and ``status()``, as the original fast-crewai

@@ -140,6 +140,18 @@ def enable_acceleration(verbose: bool = False) -> dict[str, Any]:
     Returns :func:`status`. With ``verbose`` the status is also printed.
     """
     with _lock:
+        apply_enabled()
+        report = status()
+    if verbose:
+        print(format_status(report))
+    return report
+
+
+def apply_enabled() -> None:
+    """What :func:`enable_acceleration` does, without building the report:
+    the core is not loaded here but by the first store or call that needs
+    it, so ``import fast_crewai.shim`` costs no more than its patches."""
+    with _lock:
         _load_builtin_patches()
         problem = _version_problem() if _flag("FAST_CREWAI_ACCELERATION") else None
         _state.version_problem = problem
@@ -158,10 +170,6 @@ def enable_acceleration(verbose: bool = False) -> dict[str, Any]:
                         f"missing:{patch.name}",
                         f"cannot apply {patch.name}: {exc}; CrewAI's own behaviour is kept for it",
                     )
-        report = status()
-    if verbose:
-        print(format_status(report))
-    return report
 
 
 def disable_acceleration() -> None:

@@ -41,10 +41,11 @@ from crewai.utilities.errors import DatabaseError, DatabaseOperationError
 from crewai_core.lock_store import lock as store_lock
 
 from .._errors import CoreTrap, SQLiteError
-from ._wrapper import AcceleratedSQLiteWrapper
 
 if TYPE_CHECKING:
     from crewai.task import Task
+
+    from ._wrapper import AcceleratedSQLiteWrapper
 
 # Stock's logger: its warnings and errors keep going where they went.
 logger = logging.getLogger("crewai.memory.storage.kickoff_task_outputs_storage")
@@ -126,6 +127,11 @@ class KickoffTaskOutputsStorage:
         # A connection per operation, as stock does: a file deleted or
         # replaced between operations is picked up, never written through a
         # stale handle.
+        # Imported here, not at the top: the shim applies this patch at
+        # import time, and the wrapper's modules are only needed once a crew
+        # stores its first output.
+        from ._wrapper import AcceleratedSQLiteWrapper
+
         return AcceleratedSQLiteWrapper(self.db_path, timeout=TIMEOUT)
 
     @staticmethod
