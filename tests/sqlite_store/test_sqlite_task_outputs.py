@@ -131,6 +131,29 @@ def test_files_are_interchangeable_with_stock_both_ways(backend: str, tmp_path: 
     assert stdlib_query(path, "PRAGMA integrity_check") == [("ok",)]
 
 
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_a_file_deleted_or_replaced_between_operations_is_picked_up(backend: str, tmp_path: Path, change: str) -> None:
+    """The store keeps its connection between operations, but only while
+    the path names the same file."""
+    path = tmp_path / "outputs.db"
+    ours = KickoffTaskOutputsStorage(str(path))
+    ours.add(make_task(0), output(0), 0)
+    assert len(ours.load()) == 1
+    path.unlink()
+    if change == "replaced":
+        other = StockStorage(str(tmp_path / "other.db"))
+        other.add(make_task(1), output(1), 1)
+        other.add(make_task(2), output(2), 2)
+        (tmp_path / "other.db").rename(path)
+    else:
+        KickoffTaskOutputsStorage(str(path))  # as CrewAI's next crew makes the table again
+    assert [row["task_index"] for row in ours.load()] == ([1, 2] if change == "replaced" else [])
+    ours.add(make_task(3), output(3), 3)
+    assert stdlib_query(path, "SELECT task_index FROM latest_kickoff_task_outputs ORDER BY task_index") == (
+        [(1,), (2,), (3,)] if change == "replaced" else [(3,)]
+    )
+
+
 def test_default_location_is_stocks(backend: str) -> None:
     ours = KickoffTaskOutputsStorage()
     assert ours.db_path == StockStorage().db_path

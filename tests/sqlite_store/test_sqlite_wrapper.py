@@ -455,6 +455,30 @@ def test_a_reader_sees_every_commit_of_other_connections(backend: str, db: Accel
             assert other.query("SELECT count(*) FROM t") == [(n,)]
 
 
+def test_a_file_switched_to_wal_while_a_wrapper_is_open_is_read_and_switched_back(backend: str, tmp_path: Path) -> None:
+    """Stock CrewAI opens its stores in WAL mode: a wrapper kept open across
+    such an open reads what it wrote, and leaves WAL mode again."""
+    path = tmp_path / "w.db"
+    with AcceleratedSQLiteWrapper(path, backend=backend) as db:
+        db.execute("CREATE TABLE t(x)")
+        db.execute("INSERT INTO t VALUES (1)")
+        assert db.query("SELECT sum(x) FROM t") == [(1,)]
+        stock = sqlite3.connect(path)
+        assert stock.execute("PRAGMA journal_mode=WAL").fetchall() == [("wal",)]
+        stock.execute("INSERT INTO t VALUES (2)")
+        stock.commit()
+        stock.close()
+        assert db.query("SELECT sum(x) FROM t") == [(3,)]
+        db.execute("INSERT INTO t VALUES (4)")
+        assert db.query("SELECT sum(x) FROM t") == [(7,)]
+        if backend == "wasm":
+            assert db.execute("PRAGMA journal_mode").rows == [("delete",)]
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT sum(x) FROM t").fetchall() == [(7,)]
+    assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    check.close()
+
+
 def test_a_database_left_in_wal_mode_is_read_whole_and_switched_back(backend: str, tmp_path: Path) -> None:
     path = tmp_path / "w.db"
     conn = sqlite3.connect(path)

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._contract import MemoryIndex
-from ._core import WasmMemoryIndex
-from ._reference import PythonMemoryIndex
 
 
 @dataclass
@@ -29,9 +27,15 @@ def open_index(backend: str, database: Path) -> MemoryIndex:
         entry = _shared.get(key)
         if entry is None:
             index: MemoryIndex
+            # Each backend's modules are imported by its first store only
+            # (the reference's numpy costs a core user ~20 ms for nothing).
             if backend == "wasm":
+                from ._core import WasmMemoryIndex
+
                 index = WasmMemoryIndex(database)
             elif backend == "python":
+                from ._reference import PythonMemoryIndex
+
                 index = PythonMemoryIndex(database)
             else:
                 raise ValueError(f"backend must be 'wasm' or 'python', not {backend!r}")

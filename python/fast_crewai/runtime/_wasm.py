@@ -425,12 +425,16 @@ class Resource:
             handle = self._live_handle()
             return self.instance.call(self.interface, name, handle, *args, as_bytes=as_bytes)
 
-    def close(self) -> None:
+    def reopen(self) -> None:
+        """Drops the handle; the next call opens the resource again."""
         with self.instance.lock:
             if self._handle is not None:
                 self.instance.drop_resource(self._handle, self._generation)
             self._handle = None
-            self._closed = True
+
+    def close(self) -> None:
+        self.reopen()
+        self._closed = True
 
 
 class Runtime:

@@ -226,6 +226,16 @@ def resolve_database_path(db_path: str | os.PathLike[str]) -> tuple[Path, Path]:
 # --------------------------------------------------------------------------- connections
 
 
+def in_wal_mode(path: Path) -> bool:
+    """Whether the file's header says WAL mode (bytes 18 and 19 are 2)."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(20)
+    except OSError:
+        return False
+    return header[18:20] == b"\x02\x02"
+
+
 class _Connection(Protocol):
     """One backend's connection; calls arrive serialised and locked."""
 
@@ -240,6 +250,11 @@ class _Connection(Protocol):
 
     def open(self) -> None:
         """Opens the connection now if it is stale."""
+        ...
+
+    def moved(self) -> bool:
+        """Whether the file changed since this connection's last call, as
+        far as the connection cannot see for itself."""
         ...
 
     def revalidate(self, journal_exists: bool) -> None:

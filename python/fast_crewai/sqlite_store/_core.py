@@ -21,7 +21,7 @@ from .._errors import (
 )
 from ..runtime import backend as _backend
 from ..runtime.filelock import ChangeCounter
-from ._contract import INTERFACE, ExecuteResult, Mode, Params, _surrogate_error, from_wire, to_wire
+from ._contract import INTERFACE, ExecuteResult, Mode, Params, _surrogate_error, from_wire, in_wal_mode, to_wire
 
 
 class WasmConnection:
@@ -76,8 +76,18 @@ class WasmConnection:
         # Any call on a stale resource reopens it.
         self._resource.call("in-transaction")
 
+    def moved(self) -> bool:
+        return self._counter.read() != self._seen
+
     def revalidate(self, journal_exists: bool) -> None:
-        if not self.stale and (journal_exists or self._counter.read() != self._seen):
+        if self.stale or not (journal_exists or self.moved()):
+            return
+        if in_wal_mode(self._path):
+            # Another SQLite switched the file to WAL, which the core cannot
+            # read: opening again leaves it (under the exclusive lock the
+            # wrapper took, having seen the same header).
+            self._resource.reopen()
+        else:
             self._call("refresh")
 
     def _call(self, method: str, *args: Any, as_bytes: bool = False) -> Any:

@@ -149,8 +149,11 @@ class PythonConnection:
     def open(self) -> None:
         self._run(lambda conn: None)
 
-    def revalidate(self, journal_exists: bool) -> None:
+    def moved(self) -> bool:
         # SQLite checks the file itself at every transaction, natively.
+        return False
+
+    def revalidate(self, journal_exists: bool) -> None:
         pass
 
     def _connect(self) -> sqlite3.Connection:

@@ -114,9 +114,16 @@ from .._errors import (
 from ..runtime import backend as _backend
 from ..runtime import reaper
 from ..runtime.filelock import FileLock, LockFileRefused, LockTimeout
-from ._contract import MODES, ExecuteResult, Mode, Params, _Connection, normalize_params, resolve_database_path
-from ._core import WasmConnection
-from ._reference import PythonConnection
+from ._contract import (
+    MODES,
+    ExecuteResult,
+    Mode,
+    Params,
+    _Connection,
+    in_wal_mode,
+    normalize_params,
+    resolve_database_path,
+)
 
 # --------------------------------------------------------------------------- the wrapper
 
@@ -149,9 +156,14 @@ class AcceleratedSQLiteWrapper:
         # Why the current transaction can no longer commit, once it cannot.
         self._broken: SQLiteError | CoreTrap | None = None
         self._conn: _Connection | None
+        # Each backend's module is imported by its first connection only.
         if self.backend == "wasm":
+            from ._core import WasmConnection
+
             self._conn = WasmConnection(grant, self.path, mode)
         elif self.backend == "python":
+            from ._reference import PythonConnection
+
             self._conn = PythonConnection(self.path, mode, timeout)
         else:
             raise MisuseError(f"backend must be 'wasm' or 'python', not {self.backend!r}")
@@ -210,16 +222,9 @@ class AcceleratedSQLiteWrapper:
     def _reading_may_write(self, conn: _Connection) -> bool:
         """Whether a read must take the exclusive lock even without a journal
         (the next reader rolls back a hot journal a crashed writer left, which
-        the caller checks): opening leaves WAL mode."""
-        if not conn.stale:
-            return False
-        try:
-            with self.path.open("rb") as file:
-                header = file.read(20)
-        except OSError:
-            return False
-        # Bytes 18 and 19 of the header are 2 in WAL mode.
-        return header[18:20] == b"\x02\x02"
+        the caller checks): opening, or another SQLite having switched the
+        file to WAL since the last call, leaves WAL mode."""
+        return (conn.stale or conn.moved()) and in_wal_mode(self.path)
 
     def _call(self, write: bool, work: Callable[[_Connection], Any]) -> Any:
         # _locked's work without its generator and exit stack: every
