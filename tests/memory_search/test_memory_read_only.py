@@ -22,8 +22,10 @@ from process_helpers import integrity
 from test_memory_hardening import write_version_1_file
 
 import fast_crewai
-from fast_crewai import ReadOnlyStoreError, StorageFailure
+from fast_crewai import InvalidRecordError, ReadOnlyStoreError, StorageFailure
 from fast_crewai.memory_search._contract import HOT_JOURNAL
+from fast_crewai.memory_search._core import WasmMemoryIndex
+from fast_crewai.memory_search._reference import PythonMemoryIndex
 from fast_crewai.memory_search._storage import DATABASE_NAME, AcceleratedMemoryStorage
 from fast_crewai.runtime import filelock
 
@@ -260,3 +262,23 @@ def test_a_lock_file_that_cannot_be_written_says_to_open_read_only(
         AcceleratedMemoryStorage(tmp_path)
     with AcceleratedMemoryStorage(tmp_path, read_only=True) as reader:
         assert reader.count() == 12
+
+
+def test_a_refused_write_does_not_hide_another_writers_commit(backend: str, tmp_path: Path) -> None:
+    """A write refused before it brought the index up to date (read-only, or
+    bad input) must not count as having seen the file: the next read still
+    picks up what another connection committed in between."""
+    database = tmp_path / DATABASE_NAME
+    index_class = WasmMemoryIndex if backend == "wasm" else PythonMemoryIndex
+    writer = index_class(database)
+    readers = [index_class(database), index_class(database, "opened with read_only=True")]
+    try:
+        for n, reader in enumerate(readers):
+            assert reader.count(None) == n
+            writer.save(json.dumps([{"id": f"r{n}", "content": "x", "created_at": "t", "created_ts": 1.0}]))
+            with pytest.raises(InvalidRecordError if reader.read_only_reason is None else ReadOnlyStoreError):
+                reader.save("not JSON")
+            assert reader.count(None) == n + 1
+    finally:
+        for index in (writer, *readers):
+            index.close()
