@@ -133,6 +133,18 @@ class StorageFailure(MemoryStoreError):
     """SQLite failed underneath a memory store."""
 
 
+class ReadOnlyStoreError(StorageFailure):
+    """A memory store open read-only was asked to write, or a file that can
+    only be opened read-only cannot be read without writing; nothing was
+    written. A store is read-only when opened with ``read_only=True`` or
+    when this process cannot write its file or directory (read-only media,
+    no write permission). Cannot be read without writing: a missing file
+    (read-only stores never create one), a file without the store's tables,
+    one of an older schema (open it writable once to migrate it) and one
+    with a crashed writer's journal (a writable open rolls it back). The
+    message names the file and why it is read-only."""
+
+
 class DimensionMismatchError(MemoryStoreError, ValueError):
     """A vector's dimension differs from the one the store holds.
     (:class:`~fast_crewai.memory_search._storage.AcceleratedMemoryStorage` raises CrewAI's

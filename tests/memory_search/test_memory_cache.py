@@ -179,4 +179,4 @@ def test_the_core_applies_another_writers_commit_alone_and_keeps_the_rest_built(
         assert after[2] is None
     finally:
         other.close()
-        release_index("wasm", database)
+        release_index(index)

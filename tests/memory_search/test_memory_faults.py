@@ -115,7 +115,7 @@ def test_processes_writing_one_store_lose_nothing(
             assert index.count(f"/workers/{name}") == batches * size
             assert index.get(f"{name}-{batches - 1}-{size - 1}") is not None
     finally:
-        release_index(backend, database)
+        release_index(index)
     assert integrity(database) == [("ok",)]
 
 
@@ -158,7 +158,7 @@ def test_sigkill_mid_save_keeps_every_returned_save(
         index.save(memory_workers.batch("after", 3))
         assert index.count(None) == count + 3
     finally:
-        release_index(backend, database)
+        release_index(index)
     assert not journal.exists()
     assert integrity(database) == [("ok",)]
 
@@ -339,4 +339,4 @@ def test_reads_see_what_another_process_committed(
         index.save(memory_workers.batch("mine-0", 2))
         assert index.count(None) == 12
     finally:
-        release_index(backend, database)
+        release_index(index)

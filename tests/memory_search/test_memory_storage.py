@@ -370,7 +370,7 @@ def test_the_index_contract_is_usable_directly(backend: str, tmp_path: Path) -> 
         assert index.dimension() is None
         assert json.loads(index.search_text("HELLO", "{}", 5))[0][0]["id"] == "x"
     finally:
-        release_index(backend, tmp_path / "direct.db")
+        release_index(index)
 
 
 # --------------------------------------------------------------------------- the shim's storage factory
@@ -428,7 +428,7 @@ def test_a_memory_stays_usable_after_close_as_with_lancedb(backend: str, clean_f
         storage = memory._storage
         assert isinstance(storage, ReopeningMemoryStorage)
         memory.remember_many(["The launch is on Monday."], scope="/test", categories=["plan"], importance=0.9)
-        key = (storage.backend, storage.database)
+        key = (storage.backend, storage.database, False)
         memory.close()
         assert key not in _open._shared, "close() left the index open"
         assert storage.count() == 1

@@ -65,7 +65,7 @@ def test_a_finalizer_only_queues_its_release(backend: str, tmp_path: Path, monke
     from fast_crewai.runtime import reaper
 
     store = AcceleratedMemoryStorage(path=str(tmp_path / "dropped"))
-    key = (backend, store.database)
+    key = (backend, store.database, False)
     store.cycle = store  # type: ignore[attr-defined]
     drain = reaper.drain
     # Hold the reaper thread and the safe points off while the collector runs.
@@ -84,7 +84,7 @@ def test_close_releases_at_once_and_is_idempotent(backend: str, tmp_path: Path) 
     from fast_crewai.memory_search._storage import AcceleratedMemoryStorage
 
     store = AcceleratedMemoryStorage(path=str(tmp_path / "closed"))
-    key = (backend, store.database)
+    key = (backend, store.database, False)
     assert key in _shared
     store.close()
     assert key not in _shared

@@ -14,6 +14,7 @@ impl From<MemError> for Error {
             MemError::Storage(m) => Error::Storage(m),
             MemError::RecordTooLarge(m) => Error::RecordTooLarge(m),
             MemError::ResultTooLarge(m) => Error::ResultTooLarge(m),
+            MemError::ReadOnly(m) => Error::ReadOnly(m),
         }
     }
 }
@@ -38,8 +39,12 @@ impl Guest for crate::Core {
 }
 
 impl GuestStore for StoreResource {
-    fn open(path: String) -> Result<Store, Error> {
-        let inner = Inner::open(&path)?;
+    fn open(path: String, read_only: bool) -> Result<Store, Error> {
+        let inner = if read_only {
+            Inner::open_read_only(&path)?
+        } else {
+            Inner::open(&path)?
+        };
         Ok(Store::new(StoreResource(RefCell::new(inner))))
     }
 

@@ -58,11 +58,23 @@ pub struct Constants {
 }
 
 impl Constants {
-    /// The pragmas every connection sets after choosing its journal mode.
+    /// The pragmas every writable connection sets after choosing its
+    /// journal mode.
     pub fn pragmas(&self) -> String {
         format!(
-            "PRAGMA page_size={}; PRAGMA synchronous={}; PRAGMA cache_size={}; PRAGMA temp_store={};",
-            self.page_size, self.synchronous, self.cache_size, self.temp_store
+            "PRAGMA page_size={}; PRAGMA synchronous={}; {}",
+            self.page_size,
+            self.synchronous,
+            self.connection_pragmas()
+        )
+    }
+
+    /// The pragmas that only set up the connection, never write the file:
+    /// all a read-only connection sets.
+    pub fn connection_pragmas(&self) -> String {
+        format!(
+            "PRAGMA cache_size={}; PRAGMA temp_store={};",
+            self.cache_size, self.temp_store
         )
     }
 }

@@ -14,6 +14,14 @@
 //!   Checking that inside the core costs several WASI calls, which the host
 //!   does natively in microseconds. Writes make the same check inside their
 //!   own transaction.
+//! * A store opened read-only ([`Store::open_read_only`]) has SQLite open
+//!   the file with `SQLITE_OPEN_READONLY` and writes nothing: no journal
+//!   mode, no pragma that writes, no schema, no migration, no change log. It
+//!   reads only a file that already holds the current schema (an older one
+//!   needs a writable open to migrate it), and every call that would write
+//!   fails with [`MemError::ReadOnly`] before parsing its arguments. Reads
+//!   and `refresh` work as on a writable store. A crashed writer's journal,
+//!   which only a writer can roll back, is `ReadOnly` too.
 //! * Vector search is an exact scan (see [`kernel`]): score `1 / (1 + d)` with
 //!   `d` the squared Euclidean distance, records without an embedding count as
 //!   zero vectors (as in LanceDB). Filters are evaluated inside the scan; a
@@ -70,6 +78,7 @@ pub enum MemError {
     Storage(String),
     RecordTooLarge(String),
     ResultTooLarge(String),
+    ReadOnly(String),
 }
 
 impl std::fmt::Display for MemError {
@@ -84,6 +93,7 @@ impl std::fmt::Display for MemError {
             MemError::Storage(m) => write!(f, "storage: {m}"),
             MemError::RecordTooLarge(m) => write!(f, "record too large: {m}"),
             MemError::ResultTooLarge(m) => write!(f, "result too large: {m}"),
+            MemError::ReadOnly(m) => write!(f, "read-only: {m}"),
         }
     }
 }

@@ -16,12 +16,23 @@ use crate::json::{self, Value};
 
 const DIMENSION_KEY: &str = "dimension";
 
+/// `SQLITE_READONLY_ROLLBACK`: a read-only connection found a hot journal.
+const READONLY_ROLLBACK: i32 = 776;
+
+/// Why a store opened read-only refuses a crashed writer's journal.
+pub const HOT_JOURNAL: &str =
+    "a crashed writer left a journal that only a writable open can roll back; open the store writable once";
+
 impl From<rusqlite::Error> for MemError {
     fn from(err: rusqlite::Error) -> Self {
-        match err.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::OutOfMemory) => {
+        match err.sqlite_error() {
+            Some(e) if e.code == rusqlite::ErrorCode::OutOfMemory => {
                 MemError::Capacity(format!("SQLite ran out of the core's memory: {err}"))
             }
+            Some(e) if e.extended_code == READONLY_ROLLBACK => MemError::ReadOnly(HOT_JOURNAL.into()),
+            // A write SQLite itself refused: the file, its directory or its
+            // journal cannot be written.
+            Some(e) if e.code == rusqlite::ErrorCode::ReadOnly => MemError::ReadOnly(err.to_string()),
             _ => MemError::Storage(err.to_string()),
         }
     }
@@ -31,19 +42,40 @@ fn corrupt(what: impl std::fmt::Display) -> MemError {
     MemError::Storage(format!("corrupt memory store: {what}"))
 }
 
-/// Opens (creating when missing) the database at `path` with durable
-/// rollback-journal settings and the schema in place.
-pub fn open(path: &str) -> Result<Connection, MemError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+/// Opens the database at `path`: writable (creating it when missing) with
+/// durable rollback-journal settings and the schema in place, or read-only
+/// (`SQLITE_OPEN_READONLY`), writing nothing, when the file already holds
+/// the current schema (see [`check_readable`]).
+pub fn open(path: &str, read_only: bool) -> Result<Connection, MemError> {
+    let access = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    };
+    let flags = access | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     // In the component the Python host serialises processes with its own
     // file locks, and WASI has no POSIX advisory locks: use the VFS that takes
     // none.
     #[cfg(target_arch = "wasm32")]
-    let conn = Connection::open_with_flags_and_vfs(path, flags, "unix-none")?;
+    let opened = Connection::open_with_flags_and_vfs(path, flags, "unix-none");
     #[cfg(not(target_arch = "wasm32"))]
-    let conn = Connection::open_with_flags(path, flags)?;
+    let opened = Connection::open_with_flags(path, flags);
+    let conn = match opened {
+        Err(e) if read_only && e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
+            return Err(MemError::ReadOnly(format!(
+                "the file cannot be opened ({e}), and a store opened read-only does not create it"
+            )))
+        }
+        opened => opened?,
+    };
     let c = constants();
     conn.busy_timeout(std::time::Duration::from_millis(c.busy_timeout_ms))?;
+    if read_only {
+        // Only the connection's own settings: the file is left as it is.
+        conn.execute_batch(&c.connection_pragmas())?;
+        check_readable(&conn)?;
+        return Ok(conn);
+    }
     let mode: String = conn.query_row(&format!("PRAGMA journal_mode={}", c.journal_mode), [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case(&c.journal_mode) && !mode.eq_ignore_ascii_case("memory") {
         return Err(MemError::Storage(format!(
@@ -73,10 +105,11 @@ fn transaction(conn: &Connection, sql: &str) -> Result<(), MemError> {
     Ok(())
 }
 
-/// Brings a file written by an older version up to the current schema
-/// (each migration is idempotent and sets the new version itself); refuses
-/// one written by a newer version.
-fn migrate(conn: &Connection) -> Result<(), MemError> {
+/// The tables every store holds (`schema.sql`).
+const TABLES: [&str; 3] = ["memories", "store_meta", "memory_changes"];
+
+/// The file's `schema_version`; refuses one written by a newer version.
+fn schema_version(conn: &Connection) -> Result<i64, MemError> {
     let version: i64 = conn
         .query_row("SELECT value FROM store_meta WHERE key = 'schema_version'", [], |r| {
             r.get(0)
@@ -89,6 +122,56 @@ fn migrate(conn: &Connection) -> Result<(), MemError> {
              this one reads up to {current})"
         )));
     }
+    Ok(version)
+}
+
+/// What a read-only open requires, since it cannot write: the store's
+/// tables present and the current schema version (an older file must be
+/// migrated by a writable open first).
+fn check_readable(conn: &Connection) -> Result<(), MemError> {
+    let mut present = conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name = ?1")?;
+    let mut missing = Vec::new();
+    for table in TABLES {
+        if !present.exists([table])? {
+            missing.push(table);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(MemError::ReadOnly(read_only_needs_tables(&missing)));
+    }
+    // A file of version 1 may lack the key: schema.sql adds it.
+    let has_version = conn
+        .prepare("SELECT 1 FROM store_meta WHERE key = 'schema_version'")?
+        .exists([])?;
+    let version = if has_version { schema_version(conn)? } else { 1 };
+    read_only_version(version, constants().schema_version)
+}
+
+/// Why a read-only open refuses a file lacking some of the store's tables.
+pub fn read_only_needs_tables(missing: &[&str]) -> String {
+    format!(
+        "the file holds no memory store (no table {}), and a store opened read-only cannot create one",
+        missing.join(", ")
+    )
+}
+
+/// Whether a read-only open can read a file of schema `version`: only the
+/// current one, as an older file needs a migration, which writes.
+pub fn read_only_version(version: i64, current: i64) -> Result<(), MemError> {
+    if version < current {
+        return Err(MemError::ReadOnly(format!(
+            "the file has schema version {version}, older than this version's {current}; \
+             open it writable once to migrate it before reading it read-only"
+        )));
+    }
+    Ok(())
+}
+
+/// Brings a file written by an older version up to the current schema
+/// (each migration is idempotent and sets the new version itself); refuses
+/// one written by a newer version.
+fn migrate(conn: &Connection) -> Result<(), MemError> {
+    let version = schema_version(conn)?;
     for (to, sql) in MIGRATIONS {
         if version < to {
             transaction(conn, sql)?;

@@ -27,6 +27,8 @@ pub struct Store {
     pub(super) loads: u64,
     /// How many times it was brought up to date from the change log alone.
     pub(super) updates: u64,
+    /// Opened read-only: SQLite may not write, and every write is refused.
+    read_only: bool,
 }
 
 /// What the index reflects of the file.
@@ -166,16 +168,32 @@ fn commit<'a>(
     Ok(())
 }
 
+/// Why a store opened read-only refuses the call `what`.
+pub fn refused_write(what: &str) -> MemError {
+    MemError::ReadOnly(format!("{what} would write to a store opened read-only"))
+}
+
 impl Store {
     /// Opens (creating when missing) the store in the SQLite file at `path`.
     pub fn open(path: &str) -> Result<Store, MemError> {
+        Store::open_with(path, false)
+    }
+
+    /// Opens the store in the existing SQLite file at `path` read-only: the
+    /// file is never written, and every call that would write fails with
+    /// [`MemError::ReadOnly`].
+    pub fn open_read_only(path: &str) -> Result<Store, MemError> {
+        Store::open_with(path, true)
+    }
+
+    fn open_with(path: &str, read_only: bool) -> Result<Store, MemError> {
         if path.is_empty() {
             return Err(invalid("path is empty"));
         }
         if path.contains('\0') {
             return Err(invalid("path contains a NUL character"));
         }
-        let conn = persist::open(path)?;
+        let conn = persist::open(path, read_only)?;
         let mut store = Store {
             conn,
             index: Index::default(),
@@ -187,9 +205,19 @@ impl Store {
             },
             loads: 0,
             updates: 0,
+            read_only,
         };
         store.sync()?;
         Ok(store)
+    }
+
+    /// Refuses the write `what` on a store opened read-only, before it
+    /// parses its arguments.
+    fn writable(&self, what: &str) -> Result<(), MemError> {
+        if self.read_only {
+            return Err(refused_write(what));
+        }
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<(), MemError> {
@@ -209,6 +237,7 @@ impl Store {
     /// Inserts or replaces (by id) a JSON array of records; returns how many
     /// were written.
     pub fn save(&mut self, records: &str) -> Result<u32, MemError> {
+        self.writable("save")?;
         // Parsing takes a few times the text (strings, metadata, vectors).
         memory::ensure(records.len().saturating_mul(3), "reading the batch")?;
         let batch = parse_records(records)?;
@@ -218,6 +247,7 @@ impl Store {
     /// [`Store::save`] with the embeddings in one base64 block beside the
     /// records' JSON (each record's `embedding` the count of its values).
     pub fn save_packed(&mut self, records: &str, vectors: &str) -> Result<u32, MemError> {
+        self.writable("save")?;
         memory::ensure(
             records.len().saturating_add(vectors.len()).saturating_mul(3),
             "reading the batch",
@@ -361,6 +391,7 @@ impl Store {
     /// Deletes the records matching `filter` (`{}` deletes all); returns how
     /// many.
     pub fn delete(&mut self, filter: &str) -> Result<u32, MemError> {
+        self.writable("delete")?;
         let filter = Filter::parse(filter)?;
         self.delete_where(&filter, false)
     }
@@ -555,6 +586,7 @@ impl Store {
     /// Deletes everything under `scope_prefix`; when it is absent (or empty
     /// or `/`), deletes every record and forgets the dimension.
     pub fn reset(&mut self, scope_prefix: Option<&str>) -> Result<(), MemError> {
+        self.writable("reset")?;
         let filter = Filter::scope(scope_prefix);
         let forget_dim = filter.is_empty();
         self.delete_where(&filter, forget_dim).map(|_| ())
@@ -563,6 +595,7 @@ impl Store {
     /// Sets `last_accessed` to `at` for the given ids (a JSON array of
     /// strings); returns how many distinct ids exist.
     pub fn touch(&mut self, ids: &str, at: &str) -> Result<u32, MemError> {
+        self.writable("touch")?;
         let ids = match parse_json(ids, "ids")? {
             v @ Value::Array(_) => string_list(v, "ids").map_err(|_| invalid("ids must be a JSON array of strings"))?,
             _ => return Err(invalid("ids must be a JSON array of strings")),

@@ -9,9 +9,16 @@ Records, filters and results are JSON text; see the WIT file for their
 shape. Errors: ``invalid-input`` is :class:`InvalidRecordError`,
 ``dimension-mismatch`` :class:`DimensionMismatchError`, ``capacity``
 :class:`StoreCapacityError`, ``storage`` :class:`StorageFailure`,
-``record-too-large`` :class:`RecordTooLargeError` and ``result-too-large``
-:class:`ResultTooLargeError`. A string holding a lone surrogate is invalid
-input on both backends.
+``record-too-large`` :class:`RecordTooLargeError`, ``result-too-large``
+:class:`ResultTooLargeError` and ``read-only`` :class:`ReadOnlyStoreError`.
+A string holding a lone surrogate is invalid input on both backends.
+
+A store opens read-only when asked to or when this process cannot write
+its file or directory (:func:`~fast_crewai.runtime.filelock.why_unwritable`):
+SQLite opens the file read-only and nothing is written (no journal mode,
+schema, migration or change log). It reads only a file that holds the
+current schema; every write fails with :class:`ReadOnlyStoreError` before
+its arguments are parsed (they must still be strings that can cross).
 
 Processes are serialised by :class:`~fast_crewai.runtime.filelock.FileLock`
 (shared for reads, exclusive for writes and for the first read after a
@@ -30,9 +37,10 @@ from typing import Any, Protocol
 
 from .._errors import (
     InvalidRecordError,
+    ReadOnlyStoreError,
     StorageFailure,
 )
-from ..runtime.filelock import FileLock, LockTimeout
+from ..runtime.filelock import CANNOT_WRITE, FileLock, LockTimeout
 
 INTERFACE = "fast-crewai:core/memory-search@0.1.0"
 #: Seconds a call waits for another process's hold on the store's file lock.
@@ -82,17 +90,22 @@ MAX_RECORD_BYTES = int(_CONSTANTS["max_record_bytes"])
 #: The most one call may return (UTF-8 bytes of its JSON): wasmtime refuses to
 #: copy more than 128 MiB from the core to the host in one call.
 MAX_RESULT_BYTES = int(_CONSTANTS["max_result_bytes"])
-#: The pragmas every connection sets after choosing its journal mode.
-PRAGMAS = (
-    f"PRAGMA page_size={PAGE_SIZE}; PRAGMA synchronous={SYNCHRONOUS}; PRAGMA cache_size={CACHE_SIZE}; "
-    f"PRAGMA temp_store={TEMP_STORE};"
-)
+#: The pragmas that only set up a connection, never write the file: all a
+#: read-only connection sets.
+CONNECTION_PRAGMAS = f"PRAGMA cache_size={CACHE_SIZE}; PRAGMA temp_store={TEMP_STORE};"
+#: The pragmas every writable connection sets after choosing its journal mode.
+PRAGMAS = f"PRAGMA page_size={PAGE_SIZE}; PRAGMA synchronous={SYNCHRONOUS}; {CONNECTION_PRAGMAS}"
+#: The tables every store holds (``schema.sql``).
+TABLES = ("memories", "store_meta", "memory_changes")
 
 
 class MemoryIndex(Protocol):
     """The ``store`` resource of ``memory-search``; see the WIT file."""
 
     path: Path
+    #: Why the store is open read-only (every write then raises
+    #: :class:`ReadOnlyStoreError`), or None when it is writable.
+    read_only_reason: str | None
 
     def save(self, records: str) -> int: ...
 
@@ -221,15 +234,68 @@ def _check_path(path: Path) -> None:
         raise InvalidRecordError("path contains a NUL character")
 
 
-class _Guarded:
-    """The cross-process lock around every call on one database file."""
+# Why a store open read-only refuses a call or a file; the core says the same
+# (its persist.rs and store.rs).
+#: What a read-only open says of a crashed writer's journal.
+HOT_JOURNAL = "a crashed writer left a journal that only a writable open can roll back; open the store writable once"
+#: ``sqlite3_errcode``'s ``SQLITE_READONLY`` and ``SQLITE_READONLY_ROLLBACK``.
+SQLITE_READONLY, SQLITE_READONLY_ROLLBACK = 8, 776
 
-    def __init__(self, path: Path) -> None:
+
+def refused_write(what: str) -> str:
+    return f"{what} would write to a store opened read-only"
+
+
+def needs_tables(missing: list[str]) -> str:
+    return (
+        f"the file holds no memory store (no table {', '.join(missing)}), "
+        "and a store opened read-only cannot create one"
+    )
+
+
+def needs_migration(version: int) -> str:
+    return (
+        f"the file has schema version {version}, older than this version's {SCHEMA_VERSION}; "
+        "open it writable once to migrate it before reading it read-only"
+    )
+
+
+class _Guarded:
+    """The cross-process lock around every call on one database file, and
+    what a store open read-only shares on both backends.
+
+    ``read_only_reason`` is why the store is open read-only (None: it is
+    writable); the file must then exist, and the lock sidecar is locked
+    read-only, or not at all where there is none and none can be made (see
+    :class:`FileLock`)."""
+
+    def __init__(self, path: Path, read_only_reason: str | None = None) -> None:
         _check_path(path)
         self.path = path
-        self._file_lock = FileLock(path, LOCK_TIMEOUT)
+        self.read_only_reason = read_only_reason
+        if read_only_reason is not None and not path.is_file():
+            raise self._read_only_error("the file does not exist, and a store opened read-only does not create it")
+        self._file_lock = FileLock(path, LOCK_TIMEOUT, read_only=read_only_reason is not None)
         self._journal = Path(f"{path}-journal")
         self.record_cache = RecordCache()
+
+    def _read_only_error(self, detail: str) -> ReadOnlyStoreError:
+        why = self.read_only_reason or "opened writable"
+        return ReadOnlyStoreError(f"{self.path}: {detail} ({why})")
+
+    def _lock_error(self, exc: OSError) -> Exception:
+        """What to raise when taking the file lock failed with ``exc``."""
+        if isinstance(exc, LockTimeout):
+            return StorageFailure(str(exc))
+        if exc.errno in CANNOT_WRITE and exc.filename == str(self._file_lock.path):
+            # Writable as far as this process could tell, but the sidecar
+            # cannot be opened for writing (an access rule, another user's
+            # sidecar).
+            return ReadOnlyStoreError(
+                f"{self._file_lock.path} cannot be opened for writing ({exc.strerror}): "
+                "open the store with read_only=True to read it"
+            )
+        return exc
 
     @contextmanager
     def _hold(self, write: bool) -> Iterator[None]:
@@ -240,6 +306,6 @@ class _Guarded:
                 # the next reader rolls it back, which is a write.
                 if not write and self._journal.exists():
                     stack.enter_context(self._file_lock.hold(True))
-            except LockTimeout as exc:
-                raise StorageFailure(str(exc)) from None
+            except OSError as exc:
+                raise self._lock_error(exc) from None
             yield

@@ -20,7 +20,7 @@ from .._errors import (
     StoreCapacityError,
 )
 from ..runtime import backend as _backend
-from ..runtime.filelock import ChangeCounter, LockTimeout
+from ..runtime.filelock import ChangeCounter
 from ..runtime.settings import memory_limit_bytes
 
 if TYPE_CHECKING:
@@ -35,17 +35,6 @@ _CORE_ERRORS: dict[str, type[MemoryStoreError]] = {
     "record-too-large": RecordTooLargeError,
     "result-too-large": ResultTooLargeError,
 }
-
-
-def _checked(value: Any) -> Any:
-    from ..runtime._wasm import error_of, field
-
-    err = error_of(value)
-    if err is None:
-        return value
-    if err.tag == "dimension-mismatch":
-        raise DimensionMismatchError(field(err.payload, "stored"), field(err.payload, "given"))
-    raise _CORE_ERRORS.get(err.tag, StorageFailure)(str(err.payload))
 
 
 def _check_batch_size(characters: int) -> None:
@@ -64,10 +53,10 @@ class WasmMemoryIndex(_Guarded):
     """The contract served by the core: one ``store`` resource in the
     instance granted the database's directory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only_reason: str | None = None) -> None:
         from ..runtime._wasm import Resource, guest_path
 
-        super().__init__(path)
+        super().__init__(path, read_only_reason)
         grant = path.parent.resolve()
         if not grant.is_dir():
             raise StorageFailure(f"unable to open {path}: the directory {path.parent} does not exist")
@@ -77,39 +66,61 @@ class WasmMemoryIndex(_Guarded):
         self._store = Resource(self._instance, INTERFACE, "store", self._open)
         self._counter = ChangeCounter(path)
         # The change counter as this store last left the file: when it moved,
-        # another process committed and the index must be refreshed.
-        self._seen = b""
+        # another process committed and the index must be refreshed. The open
+        # below loads the file as it is then or later, so nothing committed
+        # before it needs a refresh.
+        self._seen = self._counter.read()
         try:
-            # Open now, so that a bad file fails here.
-            self._call(True, "dimension")
+            # Open now, so that a bad file fails here (a writable open writes
+            # the schema, so it takes the exclusive lock).
+            self._call(read_only_reason is None, "dimension")
         except BaseException:
             self.close()
             raise
 
     def _open(self, instance: Instance) -> Any:
-        return _checked(instance.call(INTERFACE, "[static]store.open", self._guest))
+        read_only = self.read_only_reason is not None
+        return self._checked(instance.call(INTERFACE, "[static]store.open", self._guest, read_only))
+
+    def _checked(self, value: Any) -> Any:
+        from ..runtime._wasm import error_of, field
+
+        err = error_of(value)
+        if err is None:
+            return value
+        if err.tag == "dimension-mismatch":
+            raise DimensionMismatchError(field(err.payload, "stored"), field(err.payload, "given"))
+        if err.tag == "read-only":
+            raise self._read_only_error(str(err.payload))
+        raise _CORE_ERRORS.get(err.tag, StorageFailure)(str(err.payload))
 
     def _call(self, write: bool, method: str, *args: Any) -> Any:
+        """One call under the file lock. A write (or a refresh) brings the
+        index up to date itself; on a read-only store the core refuses it
+        (a refresh only reads), so it takes the shared lock."""
+        exclusive = write and self.read_only_reason is None
         try:
-            with self._file_lock.hold(write):
+            with self._file_lock.hold(exclusive):
                 try:
                     if not write:
                         self._refresh_if_changed()
-                    result = self._store.call(method, *args)
+                    value = self._checked(self._store.call(method, *args))
+                    # Not after a failed write, which may have failed before
+                    # bringing the index up to date.
                     if write:
                         self._seen = self._counter.read()
+                    return value
                 except UnicodeEncodeError:
                     raise _surrogate_error() from None
                 except CoreTrap:
-                    if write:
+                    if exclusive:
                         # Reopen while the exclusive lock is held, so that the
                         # interrupted transaction's journal is rolled back now.
                         with suppress(Exception):  # the trap is what gets reported
                             self._store.call("dimension")
                     raise
-        except LockTimeout as exc:
-            raise StorageFailure(str(exc)) from None
-        return _checked(result)
+        except OSError as exc:
+            raise self._lock_error(exc) from None
 
     def _refresh_if_changed(self) -> None:
         """Has the core reload when another process committed. Reads are
@@ -120,11 +131,12 @@ class WasmMemoryIndex(_Guarded):
         if self._counter.read() == self._seen:
             return
         if self._journal.exists():
-            # The refresh rolls the journal back, which is a write.
+            # The refresh rolls the journal back, which is a write (a
+            # read-only store refuses to).
             with self._file_lock.hold(True):
-                _checked(self._store.call("refresh"))
+                self._checked(self._store.call("refresh"))
         else:
-            _checked(self._store.call("refresh"))
+            self._checked(self._store.call("refresh"))
         self._seen = self._counter.read()
 
     @contextmanager
@@ -133,8 +145,8 @@ class WasmMemoryIndex(_Guarded):
         held = self._file_lock.hold(False)
         try:
             held.__enter__()
-        except LockTimeout as exc:
-            raise StorageFailure(str(exc)) from None
+        except OSError as exc:
+            raise self._lock_error(exc) from None
         try:
             yield
         finally:

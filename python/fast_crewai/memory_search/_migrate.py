@@ -183,7 +183,7 @@ def migrate_memory(
     except (MemoryStoreError, ValueError) as exc:  # ValueError: a source row LanceDBStorage could not read either
         raise MigrationError(f"copying {source} into {database} failed: {exc}") from exc
     finally:
-        release_index(chosen, database)
+        release_index(index)
     if _fingerprint(source) != before:
         raise MigrationError(f"the LanceDB files in {source} changed during the migration")
     return {

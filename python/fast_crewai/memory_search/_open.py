@@ -1,4 +1,4 @@
-"""One index per database file and backend serves the whole process."""
+"""One index per database file, backend and access serves the whole process."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runtime.filelock import why_unwritable
 from ._contract import MemoryIndex
+
+#: Why a store asked to be read-only is.
+ASKED = "opened with read_only=True"
 
 
 @dataclass
@@ -16,13 +20,16 @@ class _Shared:
 
 
 _shared_lock = threading.Lock()
-_shared: dict[tuple[str, Path], _Shared] = {}
+_shared: dict[tuple[str, Path, bool], _Shared] = {}
 
 
-def open_index(backend: str, database: Path) -> MemoryIndex:
+def open_index(backend: str, database: Path, read_only: bool = False) -> MemoryIndex:
     """The process's index of ``database`` on ``backend``, opened on first
-    use; pair every call with :func:`release_index`."""
-    key = (backend, database)
+    use; pair every call with :func:`release_index`. Opened read-only when
+    ``read_only``, or when this process cannot write the file or its
+    directory (read-only media, no permission: :func:`why_unwritable`)."""
+    reason = ASKED if read_only else why_unwritable(database)
+    key = (backend, database, reason is not None)
     with _shared_lock:
         entry = _shared.get(key)
         if entry is None:
@@ -32,11 +39,11 @@ def open_index(backend: str, database: Path) -> MemoryIndex:
             if backend == "wasm":
                 from ._core import WasmMemoryIndex
 
-                index = WasmMemoryIndex(database)
+                index = WasmMemoryIndex(database, reason)
             elif backend == "python":
                 from ._reference import PythonMemoryIndex
 
-                index = PythonMemoryIndex(database)
+                index = PythonMemoryIndex(database, reason)
             else:
                 raise ValueError(f"backend must be 'wasm' or 'python', not {backend!r}")
             entry = _shared[key] = _Shared(index)
@@ -44,13 +51,13 @@ def open_index(backend: str, database: Path) -> MemoryIndex:
         return entry.index
 
 
-def release_index(backend: str, database: Path) -> None:
+def release_index(index: MemoryIndex) -> None:
     """Closes the index when its last user releases it."""
     with _shared_lock:
-        entry = _shared.get((backend, database))
-        if entry is None:
-            return
-        entry.refs -= 1
-        if entry.refs <= 0:
-            del _shared[(backend, database)]
-            entry.index.close()
+        for key, entry in _shared.items():
+            if entry.index is index:
+                entry.refs -= 1
+                if entry.refs <= 0:
+                    del _shared[key]
+                    entry.index.close()
+                return

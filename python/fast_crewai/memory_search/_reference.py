@@ -32,16 +32,24 @@ from ..runtime.settings import call_timeout
 from ._contract import (
     BUSY_TIMEOUT,
     CHANGE_LOG_ROWS,
+    CONNECTION_PRAGMAS,
+    HOT_JOURNAL,
     JOURNAL_MODE,
     MIGRATIONS,
     PRAGMAS,
     SCHEMA,
     SCHEMA_VERSION,
+    SQLITE_READONLY,
+    SQLITE_READONLY_ROLLBACK,
+    TABLES,
     U32_MAX,
     _dumps,
     _Guarded,
     _surrogate_error,
     _u32,
+    needs_migration,
+    needs_tables,
+    refused_write,
 )
 from ._reference_input import (
     Vector,
@@ -71,8 +79,8 @@ class PythonMemoryIndex(_Guarded):
     """The reference implementation of ``memory-search``: the same file
     schema, the same results, in stdlib ``sqlite3`` and numpy."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, read_only_reason: str | None = None) -> None:
+        super().__init__(path, read_only_reason)
         self._mutex = threading.RLock()
         self._deadline = math.inf
         self._table = _Table(None)
@@ -80,13 +88,17 @@ class PythonMemoryIndex(_Guarded):
         self._header = ChangeCounter(path)
         # PRAGMA data_version when the table was loaded; None forces a load.
         self._version: int | None = None
+        writable = read_only_reason is None
+        target = str(path) if writable else f"{path.absolute().as_uri()}?mode=ro"
         try:
-            self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+            self._conn = sqlite3.connect(
+                target, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False, uri=not writable
+            )
         except sqlite3.Error as exc:
             raise StorageFailure(str(exc)) from None
         self._conn.set_progress_handler(self._past_deadline, 1000)
         try:
-            self._run(True, self._initialise)
+            self._run(writable, self._initialise)
         except BaseException:
             self._conn.close()
             raise
@@ -96,6 +108,11 @@ class PythonMemoryIndex(_Guarded):
 
     def _initialise(self, conn: sqlite3.Connection) -> None:
         # What the core's open does, in the same order.
+        if self.read_only_reason is not None:
+            conn.executescript(CONNECTION_PRAGMAS)
+            self._check_readable(conn)
+            self._sync(conn)
+            return
         (mode,) = conn.execute(f"PRAGMA journal_mode={JOURNAL_MODE}").fetchone()
         if str(mode).lower() not in (JOURNAL_MODE.lower(), "memory"):
             raise StorageFailure(f"could not switch the journal to {JOURNAL_MODE} mode (it is {mode})")
@@ -105,8 +122,8 @@ class PythonMemoryIndex(_Guarded):
         self._sync(conn)
 
     @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        """The core's migrate (see its persist.rs), step for step."""
+    def _schema_version(conn: sqlite3.Connection) -> int:
+        """The file's schema_version; refuses a newer one."""
         (version,) = conn.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() or (None,)
         if not isinstance(version, int):
             raise _corrupt("schema_version")
@@ -115,6 +132,24 @@ class PythonMemoryIndex(_Guarded):
                 f"the memory store was written by a newer fast-crewai (schema version {version}; "
                 f"this one reads up to {SCHEMA_VERSION})"
             )
+        return version
+
+    def _check_readable(self, conn: sqlite3.Connection) -> None:
+        """The core's check_readable: what a read-only open needs, since it
+        cannot create tables or migrate."""
+        present = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+        if missing := [table for table in TABLES if table not in present]:
+            raise self._read_only_error(needs_tables(missing))
+        # A file of version 1 may lack the key: schema.sql adds it.
+        has_version = conn.execute("SELECT 1 FROM store_meta WHERE key = 'schema_version'").fetchone()
+        version = self._schema_version(conn) if has_version else 1
+        if version < SCHEMA_VERSION:
+            raise self._read_only_error(needs_migration(version))
+
+    @classmethod
+    def _migrate(cls, conn: sqlite3.Connection) -> None:
+        """The core's migrate (see its persist.rs), step for step."""
+        version = cls._schema_version(conn)
         for to, sql in MIGRATIONS:
             if version < to:
                 conn.executescript(f"BEGIN IMMEDIATE;{sql}COMMIT;")
@@ -133,10 +168,17 @@ class PythonMemoryIndex(_Guarded):
                     with suppress(sqlite3.Error):
                         self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    if getattr(exc, "sqlite_errorcode", None) == _SQLITE_INTERRUPT:
+                    code = getattr(exc, "sqlite_errorcode", None) or 0
+                    if code == _SQLITE_INTERRUPT:
                         raise CoreTimeout(
                             f"a memory store call ran longer than {timeout:g}s and was interrupted"
                         ) from None
+                    if code == SQLITE_READONLY_ROLLBACK:
+                        raise self._read_only_error(HOT_JOURNAL) from None
+                    if code & 0xFF == SQLITE_READONLY:
+                        # A write SQLite itself refused: the file, its
+                        # directory or its journal cannot be written.
+                        raise self._read_only_error(str(exc)) from None
                     raise StorageFailure(str(exc)) from None
                 if isinstance(exc, UnicodeEncodeError):
                     raise _surrogate_error() from None
@@ -248,11 +290,21 @@ class PythonMemoryIndex(_Guarded):
 
     # -------------------------------------------------------------- writes
 
+    def _writable(self, what: str) -> None:
+        """The core's refusal of a write on a store open read-only: after
+        the arguments crossed (valid UTF-8), before they are parsed."""
+        if self.read_only_reason is not None:
+            raise self._read_only_error(refused_write(what))
+
     def save(self, records: str) -> int:
-        return self._save(_parse_records(_plain_text(records)))
+        text = _plain_text(records)
+        self._writable("save")
+        return self._save(_parse_records(text))
 
     def save_packed(self, records: str, vectors: str) -> int:
-        return self._save(_parse_records(_plain_text(records), _plain_text(vectors)))
+        text, block = _plain_text(records), _plain_text(vectors)
+        self._writable("save")
+        return self._save(_parse_records(text, block))
 
     def _save(self, batch: list[tuple[_Record, Vector | None]]) -> int:
         if not batch:
@@ -333,17 +385,23 @@ class PythonMemoryIndex(_Guarded):
         return int(self._run(True, work))
 
     def delete(self, filter: str) -> int:
-        return self._delete_where(_Filter.parse(_plain_text(filter)), forget_dim=False)
+        text = _plain_text(filter)
+        self._writable("delete")
+        return self._delete_where(_Filter.parse(text), forget_dim=False)
 
     def reset(self, scope_prefix: str | None) -> None:
-        f = _Filter.of_scope(None if scope_prefix is None else _plain_text(scope_prefix))
+        prefix = None if scope_prefix is None else _plain_text(scope_prefix)
+        self._writable("reset")
+        f = _Filter.of_scope(prefix)
         self._delete_where(f, forget_dim=f.is_empty())
 
     def touch(self, ids: str, at: str) -> int:
-        parsed = _parse_json(_plain_text(ids), "ids")
+        text = _plain_text(ids)
+        _plain_text(at)
+        self._writable("touch")
+        parsed = _parse_json(text, "ids")
         if not isinstance(parsed, list) or not all(isinstance(i, str) for i in parsed):
             raise InvalidRecordError("ids must be a JSON array of strings")
-        _plain_text(at)
 
         def work(conn: sqlite3.Connection) -> int:
             table = self._begin_write(conn)

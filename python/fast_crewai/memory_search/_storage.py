@@ -50,9 +50,10 @@ from typing import Any
 from crewai.memory.storage.backend import EmbeddingDimensionMismatchError
 from crewai.memory.types import MemoryRecord, ScopeInfo
 
-from .._errors import DimensionMismatchError, InvalidRecordError, MemoryStoreError
+from .._errors import DimensionMismatchError, InvalidRecordError, MemoryStoreError, ReadOnlyStoreError
 from ..runtime import backend as _backend
 from ..runtime import reaper
+from ..runtime.filelock import CANNOT_WRITE
 from ._contract import U32_MAX, MemoryIndex
 from ._open import open_index, release_index
 
@@ -351,11 +352,29 @@ class AcceleratedMemoryStorage:
     exact vector search, BM25 text search, one SQLite file in ``path``
     (a directory, by default ``$CREWAI_STORAGE_DIR/memory`` as for
     LanceDBStorage). See the module docstring for where it differs from
-    LanceDBStorage. Thread-safe; usable as a context manager."""
+    LanceDBStorage. Thread-safe; usable as a context manager.
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, backend: str | None = None) -> None:
+    With ``read_only=True``, or where this process cannot write the
+    directory or the file (read-only media, no permission), it opens
+    read-only (:attr:`read_only`) and never writes or creates a file: reads
+    work and see other processes' commits; ``save``, ``update``, ``delete``
+    and ``reset`` raise :class:`ReadOnlyStoreError`; ``touch_records`` does
+    nothing, so ``Memory.recall`` works. The file must exist with this
+    version's schema, else :class:`ReadOnlyStoreError` (see its docstring)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, backend: str | None = None, read_only: bool = False
+    ) -> None:
         self.path = Path(path) if path is not None else default_directory()
-        self.path.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                if exc.errno not in CANNOT_WRITE:
+                    raise
+                raise ReadOnlyStoreError(
+                    f"{self.path} does not exist and cannot be created ({exc.strerror}), so no memory store is there"
+                ) from None
         self.database = self.path.resolve() / DATABASE_NAME
         if not self.database.exists() and (self.path / "memories.lance").is_dir():
             logger.warning(
@@ -365,11 +384,12 @@ class AcceleratedMemoryStorage:
                 self.path,
             )
         self.backend = backend or _backend.active()
+        self._read_only_asked = read_only
         reaper.start()
-        self._index = open_index(self.backend, self.database)
+        self._index = open_index(self.backend, self.database, read_only)
         # The collector may find this store while its thread holds the
         # index's lock or is inside the core: only queue the release.
-        self._release = weakref.finalize(self, reaper.defer, release_index, self.backend, self.database)
+        self._release = weakref.finalize(self, reaper.defer, release_index, self._index)
 
     # -------------------------------------------------------------- plumbing
 
@@ -412,10 +432,16 @@ class AcceleratedMemoryStorage:
         """The store's vector dimension, None until a vector is saved."""
         return self._live().dimension()
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the store is open read-only (asked for, or its file or
+        directory cannot be written); see the class docstring."""
+        return self._index.read_only_reason is not None
+
     def close(self) -> None:
         """Releases this storage's hold on the shared index now (idempotent)."""
         if self._release.detach() is not None:
-            release_index(self.backend, self.database)
+            release_index(self._index)
 
     def __enter__(self) -> AcceleratedMemoryStorage:
         return self
@@ -539,9 +565,12 @@ class AcceleratedMemoryStorage:
         self._live().reset(_optional_text(scope_prefix, "scope_prefix"))
 
     def touch_records(self, record_ids: list[str]) -> None:
-        """Sets ``last_accessed`` of these records to now (naive UTC)."""
-        if ids := _collection(record_ids, "record_ids"):
-            self._live().touch(_wire([str(i) for i in ids], "the record ids"), _utc_now_iso())
+        """Sets ``last_accessed`` of these records to now (naive UTC); a
+        read-only store skips this bookkeeping, which recall does."""
+        ids = _collection(record_ids, "record_ids")
+        index = self._live()
+        if ids and index.read_only_reason is None:
+            index.touch(_wire([str(i) for i in ids], "the record ids"), _utc_now_iso())
 
     async def asave(self, records: list[MemoryRecord]) -> None:
         await asyncio.to_thread(self.save, records)
@@ -583,16 +612,18 @@ class ReopeningMemoryStorage(AcceleratedMemoryStorage):
     call opens them again, to be released by the next ``close()`` or by the
     collector. A store built directly still refuses calls once closed."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, backend: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, backend: str | None = None, read_only: bool = False
+    ) -> None:
         # Taken only here, around open_index (so before its _shared_lock),
         # never by a finalizer.
         self._reopen_lock = threading.Lock()
-        super().__init__(path, backend=backend)
+        super().__init__(path, backend=backend, read_only=read_only)
 
     def _live(self) -> MemoryIndex:
         if not self._release.alive:
             with self._reopen_lock:
                 if not self._release.alive:
-                    self._index = open_index(self.backend, self.database)
-                    self._release = weakref.finalize(self, reaper.defer, release_index, self.backend, self.database)
+                    self._index = open_index(self.backend, self.database, self._read_only_asked)
+                    self._release = weakref.finalize(self, reaper.defer, release_index, self._index)
         return self._index

@@ -41,8 +41,30 @@ class LockFileRefused(OSError):
     followed or used."""
 
 
-# Why a sidecar could not be created where the database is only read.
-_CANNOT_CREATE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+#: Why a file could not be created or written: read-only media, no permission.
+CANNOT_WRITE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def why_unwritable(database: Path) -> str | None:
+    """Why this process cannot write ``database``, or None when it can.
+    SQLite creates its journal, and the host the lock sidecar, in the
+    file's directory, so that must be writable, and so must the file when
+    it exists. Root may write where permissions say otherwise, but not on
+    read-only media."""
+    directory = database.parent
+    try:
+        read_only_media = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        # A missing directory: opening the store says what is wrong.
+        return None
+    if read_only_media:
+        return "its directory is on a read-only file system"
+    effective = os.access in os.supports_effective_ids
+    if not os.access(directory, os.W_OK | os.X_OK, effective_ids=effective):
+        return "this process may not write to its directory"
+    if database.exists() and not os.access(database, os.W_OK, effective_ids=effective):
+        return "this process may not write to the file"
+    return None
 
 
 class FileLock:
@@ -77,7 +99,7 @@ class FileLock:
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
                     raise self._refused() from None
-                if not self.read_only or exc.errno not in _CANNOT_CREATE:
+                if not self.read_only or exc.errno not in CANNOT_WRITE:
                     raise
                 try:
                     fd = os.open(self.path, os.O_RDONLY | flags)

@@ -124,4 +124,5 @@ fn search(store: &mut Store, q: &[f32], filter: &str, limit: u32) -> String {
 
 mod calls;
 mod persistence;
+mod read_only;
 mod scan;

@@ -18,7 +18,7 @@ fn negative_zero_numbers_read_back_the_same_after_reopening() {
 }
 
 /// A version-1 file (scopes stored as given) with one unrooted scope.
-fn version_1_file(dir: &TempDir) {
+pub(super) fn version_1_file(dir: &TempDir) {
     let conn = Connection::open(dir.db()).unwrap();
     conn.execute_batch(super::super::constants::SCHEMA).unwrap();
     conn.execute_batch(
