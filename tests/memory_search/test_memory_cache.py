@@ -16,7 +16,8 @@ from crewai.memory.types import MemoryRecord
 
 from fast_crewai.memory_search._contract import RecordCache
 from fast_crewai.memory_search._core import WasmMemoryIndex
-from fast_crewai.memory_search._storage import AcceleratedMemoryStorage, _pack_vector, record_from_wire
+from fast_crewai.memory_search._records import _pack_vector, record_from_wire
+from fast_crewai.memory_search._storage import AcceleratedMemoryStorage
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 

@@ -165,7 +165,9 @@ def test_a_read_only_reader_sees_a_writer_in_another_process(
 # --------------------------------------------------------------------------- read-only on request
 
 
-def test_read_only_on_request_in_a_writable_directory(backend: str, tmp_path: Path) -> None:
+def test_read_only_on_request_in_a_writable_directory(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected = write_store(tmp_path)
     database = tmp_path / DATABASE_NAME
     before = rows(database)
@@ -182,6 +184,14 @@ def test_read_only_on_request_in_a_writable_directory(backend: str, tmp_path: Pa
             )
         reader.touch_records(["base-1"])
         assert worker.recall(reader)
+        # Refused as read-only whatever the batch's size (on the core, a
+        # batch past the core's memory would be refused for that first).
+        monkeypatch.setenv("FAST_CREWAI_MEMORY_LIMIT_MB", "16")
+        huge = worker.records("huge", 1)
+        huge[0].content = "x" * (5 << 20)
+        with pytest.raises(ReadOnlyStoreError, match="save would write to a store opened read-only"):
+            reader.save(huge)
+        monkeypatch.delenv("FAST_CREWAI_MEMORY_LIMIT_MB")
         # A writer in this process too: the reader sees its commits.
         with AcceleratedMemoryStorage(tmp_path) as writer:
             assert not writer.read_only

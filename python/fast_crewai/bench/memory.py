@@ -144,7 +144,7 @@ class NumpyStore:
         limit: int = 10,
         min_score: float = 0.0,
     ) -> list[tuple[MemoryRecord, float]]:
-        from ..memory_search._storage import _build_record
+        from ..memory_search._records import _build_record
 
         self._flush()
         query = np.asarray(query_embedding, dtype=np.float32)

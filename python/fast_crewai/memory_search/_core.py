@@ -26,7 +26,7 @@ from ..runtime.settings import memory_limit_bytes
 if TYPE_CHECKING:
     from ..runtime._wasm import Instance
 
-from ._contract import INTERFACE, _Guarded, _surrogate_error, _u32
+from ._contract import INTERFACE, _Guarded, _surrogate_error, _u32, refused_write
 
 _CORE_ERRORS: dict[str, type[MemoryStoreError]] = {
     "invalid-input": InvalidRecordError,
@@ -166,12 +166,19 @@ class WasmMemoryIndex(_Guarded):
     def records(self, ids: str) -> str:
         return str(self._call(False, "records", ids))
 
+    def _check_save(self, characters: int) -> None:
+        # The core refuses a save on a read-only store before reading it;
+        # said here first, the refusal does not depend on the batch's size.
+        if self.read_only_reason is not None:
+            raise self._read_only_error(refused_write("save"))
+        _check_batch_size(characters)
+
     def save(self, records: str) -> int:
-        _check_batch_size(len(records))
+        self._check_save(len(records))
         return int(self._call(True, "save", records))
 
     def save_packed(self, records: str, vectors: str) -> int:
-        _check_batch_size(len(records) + len(vectors))
+        self._check_save(len(records) + len(vectors))
         return int(self._call(True, "save-packed", records, vectors))
 
     def search(self, query: str, filter: str, limit: int, min_score: float) -> str:

@@ -25,7 +25,8 @@ from .._errors import MemoryStoreError, MigrationError
 from ..runtime import backend as _backend
 from ._contract import MemoryIndex
 from ._open import open_index, release_index
-from ._storage import DATABASE_NAME, _parse_datetime, _timestamp, default_directory, record_from_wire
+from ._records import _parse_datetime, _timestamp, record_from_wire
+from ._storage import DATABASE_NAME, default_directory
 
 TABLE = "memories"
 BATCH_ROWS = 500
