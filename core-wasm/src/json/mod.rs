@@ -21,7 +21,7 @@
 mod read;
 mod write;
 
-pub use write::{to_string, write_float, write_string, write_value};
+pub use write::{to_string, write_float, write_string, write_string_array, write_value};
 
 /// Arrays and objects nest at most this deep; the bracket that would open
 /// one more is rejected rather than recursed into, so a hostile document

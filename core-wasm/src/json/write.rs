@@ -4,6 +4,18 @@ use std::fmt::Write as _;
 
 use super::{Number, Value};
 
+/// Appends a JSON array of the string literals of `items`.
+pub fn write_string_array<S: AsRef<str>>(out: &mut String, items: impl IntoIterator<Item = S>) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, item.as_ref());
+    }
+    out.push(']');
+}
+
 /// Appends `s` as a JSON string literal, escaping exactly what Python's
 /// `json.dumps(..., ensure_ascii=False)` escapes.
 pub fn write_string(out: &mut String, s: &str) {

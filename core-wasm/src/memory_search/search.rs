@@ -7,8 +7,10 @@ use super::filter::Filter;
 use super::index::Index;
 use super::kernel;
 
-/// A vector-search candidate; orders best (smallest distance, then earliest
-/// insertion) first.
+/// A candidate; orders best (smallest key, then earliest insertion) first.
+/// The key is a vector search's distance, or a text search's negated score
+/// (negation reverses `total_cmp`'s order exactly, so the highest score
+/// ranks first).
 #[derive(PartialEq)]
 struct Near {
     d: f64,
@@ -25,27 +27,6 @@ impl PartialOrd for Near {
 impl Ord for Near {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.d.total_cmp(&other.d).then(self.seq.cmp(&other.seq))
-    }
-}
-
-/// A text-search candidate; orders best (highest score, then earliest
-/// insertion) first.
-#[derive(PartialEq)]
-struct Scored {
-    score: f64,
-    seq: i64,
-    row: usize,
-}
-
-impl Eq for Scored {}
-impl PartialOrd for Scored {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scored {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.score.total_cmp(&self.score).then(self.seq.cmp(&other.seq))
     }
 }
 
@@ -285,7 +266,7 @@ pub(super) fn text_top_k(index: &Index, query: &str, filter: &Filter, k: usize) 
     let hits = index.text().score(query);
     let matcher = filter.matcher(index);
     let candidates: Option<HashSet<usize>> = filter.candidate_rows(index).map(|rows| rows.into_iter().collect());
-    let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(k.min(hits.len()));
+    let mut heap: BinaryHeap<Near> = BinaryHeap::with_capacity(k.min(hits.len()));
     for (row, score) in hits {
         if let Some(allowed) = &candidates {
             if !allowed.contains(&row) {
@@ -296,7 +277,7 @@ pub(super) fn text_top_k(index: &Index, query: &str, filter: &Filter, k: usize) 
             continue;
         }
         let seq = index.seq(row);
-        offer(&mut heap, k, Scored { score, seq, row });
+        offer(&mut heap, k, Near { d: -score, seq, row });
     }
-    heap.into_sorted_vec().into_iter().map(|s| (s.row, s.score)).collect()
+    heap.into_sorted_vec().into_iter().map(|n| (n.row, -n.d)).collect()
 }

@@ -31,6 +31,14 @@ pub struct Store {
     read_only: bool,
 }
 
+/// A write in progress: see [`Store::begin`].
+struct Write<'s> {
+    tx: Transaction<'s>,
+    counter: u32,
+    index: &'s mut Index,
+    fresh: &'s mut Freshness,
+}
+
 /// What the index reflects of the file.
 struct Freshness {
     /// `PRAGMA data_version` when the index was last brought up to date;
@@ -220,6 +228,29 @@ impl Store {
         Ok(())
     }
 
+    /// Starts a write transaction with the index brought up to date: the
+    /// transaction, the change counter its commit moves past, and the index
+    /// and freshness the write updates (borrowed beside the connection).
+    fn begin(&mut self) -> Result<Write<'_>, MemError> {
+        let mut counts = Counts {
+            loads: &mut self.loads,
+            updates: &mut self.updates,
+        };
+        let (tx, counter) = begin_write(
+            &mut self.conn,
+            &self.header,
+            &mut self.index,
+            &mut counts,
+            &mut self.fresh,
+        )?;
+        Ok(Write {
+            tx,
+            counter,
+            index: &mut self.index,
+            fresh: &mut self.fresh,
+        })
+    }
+
     fn sync(&mut self) -> Result<(), MemError> {
         let mut counts = Counts {
             loads: &mut self.loads,
@@ -266,18 +297,12 @@ impl Store {
                 format!("records[{i}]")
             })?;
         }
-        let mut counts = Counts {
-            loads: &mut self.loads,
-            updates: &mut self.updates,
-        };
-        let (tx, counter) = begin_write(
-            &mut self.conn,
-            &self.header,
-            &mut self.index,
-            &mut counts,
-            &mut self.fresh,
-        )?;
-        let index = &mut self.index;
+        let Write {
+            tx,
+            counter,
+            index,
+            fresh,
+        } = self.begin()?;
         // Every embedding must have the store's dimension, or, in a store
         // without one yet, that of the batch's first embedding.
         let mut expected = index.dim();
@@ -289,15 +314,18 @@ impl Store {
             }
         }
         let new_dim = if index.dim().is_none() { expected } else { None };
-        let fresh: HashSet<&str> = batch
+        let new_ids: HashSet<&str> = batch
             .iter()
             .map(|(r, _)| r.id.as_str())
             .filter(|id| index.row_of(id).is_none())
             .collect();
-        let rows = index.len() + fresh.len();
+        let rows = index.len() + new_ids.len();
         let dim = index.dim().or(new_dim);
         let per_element = usize::try_from(constants().bytes_per_element).unwrap_or(usize::MAX);
-        let vectors = fresh.len().saturating_mul(dim.unwrap_or(0)).saturating_mul(per_element);
+        let vectors = new_ids
+            .len()
+            .saturating_mul(dim.unwrap_or(0))
+            .saturating_mul(per_element);
         let growth = batch
             .iter()
             .fold(vectors, |n, (r, _)| n.saturating_add(memory::record_growth(r)));
@@ -315,12 +343,7 @@ impl Store {
         }
         // A new dimension is logged as a change of everything.
         let changed = batch.iter().map(|(r, _)| Some(r.id.as_str()));
-        commit(
-            tx,
-            counter,
-            new_dim.map(|_| None).into_iter().chain(changed),
-            &mut self.fresh,
-        )?;
+        commit(tx, counter, new_dim.map(|_| None).into_iter().chain(changed), fresh)?;
         if let Some(d) = new_dim {
             index.set_dim(d);
         }
@@ -397,22 +420,16 @@ impl Store {
     }
 
     fn delete_where(&mut self, filter: &Filter, forget_dim: bool) -> Result<u32, MemError> {
-        let mut counts = Counts {
-            loads: &mut self.loads,
-            updates: &mut self.updates,
-        };
-        let (tx, counter) = begin_write(
-            &mut self.conn,
-            &self.header,
-            &mut self.index,
-            &mut counts,
-            &mut self.fresh,
-        )?;
-        let index = &mut self.index;
+        let Write {
+            tx,
+            counter,
+            index,
+            fresh,
+        } = self.begin()?;
         if filter.is_empty() {
             let n = index.len();
             persist::delete_all(&tx, forget_dim)?;
-            commit(tx, counter, [None], &mut self.fresh)?;
+            commit(tx, counter, [None], fresh)?;
             index.clear(forget_dim);
             return Ok(u32::try_from(n).unwrap_or(u32::MAX));
         }
@@ -424,7 +441,7 @@ impl Store {
             persist::delete_seq(&tx, index.seq(row))?;
         }
         let changed = rows.iter().map(|&row| Some(index.record(row).id.as_str()));
-        commit(tx, counter, changed, &mut self.fresh)?;
+        commit(tx, counter, changed, fresh)?;
         let n = rows.len();
         index.remove_rows(rows);
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -507,14 +524,9 @@ impl Store {
                 None => out.push_str("null"),
             }
         }
-        out.push_str(",\"child_scopes\":[");
-        for (i, c) in children.into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            json::write_string(&mut out, c);
-        }
-        out.push_str("]}");
+        out.push_str(",\"child_scopes\":");
+        json::write_string_array(&mut out, children);
+        out.push('}');
         bounded(out)
     }
 
@@ -530,14 +542,8 @@ impl Store {
                 }
             }
         }
-        let mut out = String::from("[");
-        for (i, c) in children.into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            json::write_string(&mut out, c);
-        }
-        out.push(']');
+        let mut out = String::new();
+        json::write_string_array(&mut out, children);
         bounded(out)
     }
 
@@ -600,18 +606,12 @@ impl Store {
             v @ Value::Array(_) => string_list(v, "ids").map_err(|_| invalid("ids must be a JSON array of strings"))?,
             _ => return Err(invalid("ids must be a JSON array of strings")),
         };
-        let mut counts = Counts {
-            loads: &mut self.loads,
-            updates: &mut self.updates,
-        };
-        let (tx, counter) = begin_write(
-            &mut self.conn,
-            &self.header,
-            &mut self.index,
-            &mut counts,
-            &mut self.fresh,
-        )?;
-        let index = &mut self.index;
+        let Write {
+            tx,
+            counter,
+            index,
+            fresh,
+        } = self.begin()?;
         let mut rows: Vec<usize> = ids.iter().filter_map(|id| index.row_of(id)).collect();
         rows.sort_unstable();
         rows.dedup();
@@ -635,7 +635,7 @@ impl Store {
             persist::touch(&tx, index.seq(row), at)?;
         }
         let changed = rows.iter().map(|&row| Some(index.record(row).id.as_str()));
-        commit(tx, counter, changed, &mut self.fresh)?;
+        commit(tx, counter, changed, fresh)?;
         for &row in &rows {
             index.set_last_accessed(row, at);
         }

@@ -150,26 +150,61 @@ impl<'a> Lenient<'a> {
         }
     }
 
+    /// Before a member or item: whether the container ends here, because
+    /// the input ran out (truncated) or at its closing byte (after which a
+    /// comma was trailing).
+    fn ends_before(&mut self, close: u8, after_comma: bool) -> bool {
+        self.skip_ws_comments();
+        match self.peek() {
+            None => {
+                self.repairs.add(Repair::Truncated);
+                true
+            }
+            Some(b) if b == close => {
+                if after_comma {
+                    self.repairs.add(Repair::TrailingComma);
+                }
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// After a member or item: `Ok(true)` when the container ends here (the
+    /// input ran out, or its closing byte), `Ok(false)` after a comma, or a
+    /// missing one before what can only start the next (`next_starts`).
+    fn ends_after(&mut self, close: u8, next_starts: fn(u8) -> bool, expecting: &str) -> Result<bool, Fail> {
+        self.skip_ws_comments();
+        match self.peek() {
+            None => {
+                self.repairs.add(Repair::Truncated);
+                Ok(true)
+            }
+            Some(b',') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(b) if b == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(b) if next_starts(b) => {
+                self.repairs.add(Repair::MissingComma);
+                Ok(false)
+            }
+            _ => self.fail(expecting, self.pos),
+        }
+    }
+
     fn object(&mut self, depth: usize) -> Result<Value, Fail> {
         self.pos += 1;
         let mut members: Vec<(String, Value)> = Vec::new();
         let mut index: Option<HashMap<String, usize>> = None;
         let mut after_comma = false;
         loop {
-            self.skip_ws_comments();
-            match self.peek() {
-                None => {
-                    self.repairs.add(Repair::Truncated);
-                    return Ok(Value::Object(members));
-                }
-                Some(b'}') => {
-                    if after_comma {
-                        self.repairs.add(Repair::TrailingComma);
-                    }
-                    self.pos += 1;
-                    return Ok(Value::Object(members));
-                }
-                _ => {}
+            if self.ends_before(b'}', after_comma) {
+                return Ok(Value::Object(members));
             }
             let key = match self.peek() {
                 Some(quote @ (b'"' | b'\'')) => {
@@ -189,7 +224,6 @@ impl<'a> Lenient<'a> {
                 }
                 _ => return self.fail("expecting a property name", self.pos),
             };
-            after_comma = false;
             self.skip_ws_comments();
             match self.peek() {
                 None => {
@@ -204,23 +238,11 @@ impl<'a> Lenient<'a> {
                 return Ok(Value::Object(members));
             };
             insert(&mut members, &mut index, key, value);
-            self.skip_ws_comments();
-            match self.peek() {
-                None => {
-                    self.repairs.add(Repair::Truncated);
-                    return Ok(Value::Object(members));
-                }
-                Some(b',') => {
-                    self.pos += 1;
-                    after_comma = true;
-                }
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(Value::Object(members));
-                }
-                Some(b) if b == b'"' || b == b'\'' || is_key_byte(b) => self.repairs.add(Repair::MissingComma),
-                _ => return self.fail("expecting ',' or '}' in an object", self.pos),
+            let starts_member = |b| b == b'"' || b == b'\'' || is_key_byte(b);
+            if self.ends_after(b'}', starts_member, "expecting ',' or '}' in an object")? {
+                return Ok(Value::Object(members));
             }
+            after_comma = true;
         }
     }
 
@@ -229,44 +251,18 @@ impl<'a> Lenient<'a> {
         let mut items = Vec::new();
         let mut after_comma = false;
         loop {
-            self.skip_ws_comments();
-            match self.peek() {
-                None => {
-                    self.repairs.add(Repair::Truncated);
-                    return Ok(Value::Array(items));
-                }
-                Some(b']') => {
-                    if after_comma {
-                        self.repairs.add(Repair::TrailingComma);
-                    }
-                    self.pos += 1;
-                    return Ok(Value::Array(items));
-                }
-                _ => {}
+            if self.ends_before(b']', after_comma) {
+                return Ok(Value::Array(items));
             }
             let Some(item) = self.value(depth + 1, false)? else {
                 self.repairs.add(Repair::Truncated);
                 return Ok(Value::Array(items));
             };
             items.push(item);
-            after_comma = false;
-            self.skip_ws_comments();
-            match self.peek() {
-                None => {
-                    self.repairs.add(Repair::Truncated);
-                    return Ok(Value::Array(items));
-                }
-                Some(b',') => {
-                    self.pos += 1;
-                    after_comma = true;
-                }
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(Value::Array(items));
-                }
-                Some(b) if starts_value(b) => self.repairs.add(Repair::MissingComma),
-                _ => return self.fail("expecting ',' or ']' in an array", self.pos),
+            if self.ends_after(b']', starts_value, "expecting ',' or ']' in an array")? {
+                return Ok(Value::Array(items));
             }
+            after_comma = true;
         }
     }
 

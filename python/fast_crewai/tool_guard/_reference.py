@@ -21,6 +21,7 @@ _DIGITS = frozenset("0123456789")
 _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 _KEY = _WORD | {"-"}
 _VALUE_START = _WORD | frozenset("{[\"'-+.")
+_MEMBER_START = _KEY | frozenset("\"'")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _INFO = _WORD - {"$"} | frozenset("+.-")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -99,22 +100,49 @@ class _Lenient:
             return self.member_run()
         return self.scalar()
 
+    def ends_before(self, close: str, after_comma: bool) -> bool:
+        """Before a member or item: whether the container ends here (the
+        input ran out, or its closing character after a trailing comma)."""
+        self.skip()
+        if self.pos >= self.n:
+            self.add("truncated")
+            return True
+        if self.text[self.pos] == close:
+            if after_comma:
+                self.add("trailing-comma")
+            self.pos += 1
+            return True
+        return False
+
+    def ends_after(self, close: str, next_starts: frozenset[str], expecting: str) -> bool:
+        """After a member or item: whether the container ends here (the
+        input ran out, or its closing character); False after a comma, or
+        a missing one before what can only start the next."""
+        self.skip()
+        if self.pos >= self.n:
+            self.add("truncated")
+            return True
+        c = self.text[self.pos]
+        if c == ",":
+            self.pos += 1
+            return False
+        if c == close:
+            self.pos += 1
+            return True
+        if c in next_starts:
+            self.add("missing-comma")
+            return False
+        raise _Fail(expecting, self.pos)
+
     def object(self, depth: int) -> dict[str, Any]:
         t, n = self.text, self.n
         self.pos += 1
         out: dict[str, Any] = {}
         after_comma = False
         while True:
-            self.skip()
-            if self.pos >= n:
-                self.add("truncated")
+            if self.ends_before("}", after_comma):
                 return out
             c = t[self.pos]
-            if c == "}":
-                if after_comma:
-                    self.add("trailing-comma")
-                self.pos += 1
-                return out
             if c in "\"'":
                 key, cut = self.string(c, True)
                 if cut:
@@ -127,7 +155,6 @@ class _Lenient:
                 key = t[start : self.pos]
             else:
                 raise _Fail("expecting a property name", self.pos)
-            after_comma = False
             self.skip()
             if self.pos >= n:
                 self.add("truncated")
@@ -140,58 +167,25 @@ class _Lenient:
                 self.add("truncated")
                 return out
             out[key] = item
-            self.skip()
-            if self.pos >= n:
-                self.add("truncated")
+            if self.ends_after("}", _MEMBER_START, "expecting ',' or '}' in an object"):
                 return out
-            c = t[self.pos]
-            if c == ",":
-                self.pos += 1
-                after_comma = True
-            elif c == "}":
-                self.pos += 1
-                return out
-            elif c in "\"'" or c in _KEY:
-                self.add("missing-comma")
-            else:
-                raise _Fail("expecting ',' or '}' in an object", self.pos)
+            after_comma = True
 
     def array(self, depth: int) -> list[Any]:
-        t, n = self.text, self.n
         self.pos += 1
         out: list[Any] = []
         after_comma = False
         while True:
-            self.skip()
-            if self.pos >= n:
-                self.add("truncated")
-                return out
-            if t[self.pos] == "]":
-                if after_comma:
-                    self.add("trailing-comma")
-                self.pos += 1
+            if self.ends_before("]", after_comma):
                 return out
             item = self.value(depth + 1, False)
             if item is _MISSING:
                 self.add("truncated")
                 return out
             out.append(item)
-            after_comma = False
-            self.skip()
-            if self.pos >= n:
-                self.add("truncated")
+            if self.ends_after("]", _VALUE_START, "expecting ',' or ']' in an array"):
                 return out
-            c = t[self.pos]
-            if c == ",":
-                self.pos += 1
-                after_comma = True
-            elif c == "]":
-                self.pos += 1
-                return out
-            elif c in _VALUE_START:
-                self.add("missing-comma")
-            else:
-                raise _Fail("expecting ',' or ']' in an array", self.pos)
+            after_comma = True
 
     def closes(self) -> bool:
         t, n = self.text, self.n
