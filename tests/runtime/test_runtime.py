@@ -14,6 +14,7 @@ import pytest
 import fast_crewai
 from fast_crewai import AgentMessage, CoreOutOfMemory, CoreTimeout, CoreTrap, CoreUnavailable
 from fast_crewai.message_serde._core import WasmSerde
+from fast_crewai.runtime import _wasm
 from fast_crewai.runtime import backend as _backend
 from fast_crewai.runtime._wasm import Runtime, error_of
 
@@ -58,6 +59,26 @@ def test_compile_cache_is_written_then_hit(tmp_path: Path) -> None:
     assert second.cache_hit is True
     assert first.cache_path == second.cache_path
     assert first.cache_path is not None and first.cache_path.parent == tmp_path / "fast-crewai"
+
+
+def test_the_cache_keeps_the_most_recently_used_cores(tmp_path: Path) -> None:
+    cache = tmp_path / "fast-crewai"
+    cache.mkdir()
+    # Older cores' entries, as earlier versions left them, oldest first.
+    old = [cache / f"core-old{i}.cwasm" for i in range(6)]
+    for i, path in enumerate(old):
+        path.write_bytes(b"x")
+        path.with_suffix(".sha256").write_text("x")
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    os.environ["FAST_CREWAI_CACHE_DIR"] = str(tmp_path)
+    try:
+        written = Runtime().cache_path
+    finally:
+        del os.environ["FAST_CREWAI_CACHE_DIR"]
+    assert written is not None
+    kept = sorted(p.name for p in cache.glob("core-*.cwasm"))
+    assert kept == sorted([written.name] + [p.name for p in old[-(_wasm.CACHE_KEPT - 1) :]])
+    assert sorted(p.stem for p in cache.glob("*.sha256")) == sorted(Path(name).stem for name in kept)
 
 
 def test_a_corrupted_cache_entry_is_recompiled_not_loaded(tmp_path: Path) -> None:

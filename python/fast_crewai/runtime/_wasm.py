@@ -10,6 +10,7 @@ instantiates afresh and resources reopen themselves.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -437,6 +438,24 @@ class Resource:
         self._closed = True
 
 
+#: Compiled cores kept in the cache: one per core version and wasmtime
+#: version a user runs (several environments share the directory); the
+#: least recently used beyond these are deleted when a new one is written.
+CACHE_KEPT = 4
+
+
+def _prune_cache(directory: Path) -> None:
+    entries = []
+    for path in directory.glob("core-*.cwasm"):
+        with contextlib.suppress(OSError):
+            entries.append((path.stat().st_mtime, path))
+    entries.sort(reverse=True)
+    for _, path in entries[CACHE_KEPT:]:
+        for stale in (path, path.with_suffix(".sha256")):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
 class Runtime:
     """The process-wide Engine, compiled component and instances."""
 
@@ -475,7 +494,11 @@ class Runtime:
             compiled = path.read_bytes()
             # Deserialising runs native code: only bytes we wrote ourselves.
             if hashlib.sha256(compiled).hexdigest() == digest_path.read_text().strip():
-                return wc.Component.deserialize(self.engine, compiled), True, path
+                component = wc.Component.deserialize(self.engine, compiled)
+                # Marks it used, for _prune_cache.
+                with contextlib.suppress(OSError):
+                    os.utime(path)
+                return component, True, path
         except (OSError, wasmtime.WasmtimeError):
             pass
         component = wc.Component(self.engine, wasm)
@@ -486,6 +509,7 @@ class Runtime:
             tmp.write_bytes(compiled)
             os.replace(tmp, path)
             digest_path.write_text(hashlib.sha256(compiled).hexdigest())
+            _prune_cache(path.parent)
         except OSError:
             # A read-only or missing cache directory only costs compile time.
             return component, False, None
