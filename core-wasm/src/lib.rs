@@ -7,6 +7,7 @@ pub mod memory_search;
 pub mod message_serde;
 pub mod sqlite_store;
 pub mod tool_guard;
+pub mod vfs;
 
 /// The type every interface's `Guest` trait is implemented on.
 pub struct Core;

@@ -53,13 +53,11 @@ pub fn open(path: &str, read_only: bool) -> Result<Connection, MemError> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
     };
     let flags = access | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    // In the component the Python host serialises processes with its own
-    // file locks, and WASI has no POSIX advisory locks: use the VFS that takes
-    // none.
-    #[cfg(target_arch = "wasm32")]
-    let opened = Connection::open_with_flags_and_vfs(path, flags, "unix-none");
-    #[cfg(not(target_arch = "wasm32"))]
-    let opened = Connection::open_with_flags(path, flags);
+    // The core's VFS: in the component the Python host serialises processes
+    // with its own file locks and WASI has no POSIX advisory locks, so it
+    // takes none; journal writes are gathered (see `crate::vfs`).
+    crate::vfs::register()?;
+    let opened = Connection::open_with_flags_and_vfs(path, flags, crate::vfs::NAME);
     let conn = match opened {
         Err(e) if read_only && e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
             return Err(MemError::ReadOnly(format!(

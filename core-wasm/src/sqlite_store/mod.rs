@@ -67,17 +67,11 @@ pub enum Mode {
     Create,
 }
 
-/// The VFS the core opens files with. Inside WebAssembly there are no file
-/// locks, so the host serialises access across processes with its own locks
-/// and SQLite is told not to lock at all.
-#[cfg(target_arch = "wasm32")]
-pub const VFS: Option<&str> = Some("unix-none");
-#[cfg(not(target_arch = "wasm32"))]
-pub const VFS: Option<&str> = None;
-
 /// Opens `path` in `mode` the way every store of the core opens its files:
-/// rollback journal (WAL needs shared memory WASI does not have), full sync,
-/// foreign keys on.
+/// through the core's VFS (no file locks inside WebAssembly, where the host
+/// serialises processes with its own; journal writes gathered), rollback
+/// journal (WAL needs shared memory WASI does not have), full sync, foreign
+/// keys on.
 pub fn open_connection(path: &str, mode: Mode) -> Result<rusqlite::Connection, SqlError> {
     let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let flags = match mode {
@@ -85,10 +79,8 @@ pub fn open_connection(path: &str, mode: Mode) -> Result<rusqlite::Connection, S
         Mode::ReadWrite => base | OpenFlags::SQLITE_OPEN_READ_WRITE,
         Mode::Create => base | OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
     };
-    let conn = match VFS {
-        Some(vfs) => rusqlite::Connection::open_with_flags_and_vfs(path, flags, vfs)?,
-        None => rusqlite::Connection::open_with_flags(path, flags)?,
-    };
+    crate::vfs::register()?;
+    let conn = rusqlite::Connection::open_with_flags_and_vfs(path, flags, crate::vfs::NAME)?;
     conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES as i32)?;
     leave_wal_mode(&conn, mode)?;
     conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;

@@ -1,7 +1,7 @@
 """Cross-process locks the host takes on behalf of the core.
 
 Inside WebAssembly SQLite has no file locks (WASI has none), so the core
-opens databases with the ``unix-none`` VFS and the host serialises
+opens databases with a VFS over ``unix-none`` and the host serialises
 processes here: ``flock`` on a sidecar file ``<database>.lock``, shared for
 reads and exclusive for writes. The kernel drops a killed process's lock,
 so a ``kill -9`` never leaves a database locked.
