@@ -22,7 +22,15 @@
 //! - a process that dies with bytes in the buffer leaves the journal as a
 //!   crash between the same writes would: SQLite writes the database only
 //!   after those bytes went out (above), so the file is untouched and the
-//!   journal holds less than a complete transaction's originals.
+//!   journal holds less than a complete transaction's originals;
+//! - bytes that cannot go out (a full disk) stay in the buffer, and every
+//!   call that needs them in the file fails with the write's error until
+//!   they do: SQLite, unable to read its journal back, gives up on the
+//!   transaction and discards its page cache (rolling back from a journal
+//!   that lacks pages would keep the transaction's pages in the cache), and
+//!   the database is never written after such a journal. The journal that
+//!   SQLite then leaves behind is removed when nothing of it reached the
+//!   file (see [`Wrapped::stray_journal`]).
 //!
 //! Database files are wrapped only to send their journal's buffer out first;
 //! every other file (temporary files, WAL, super-journals) is the wrapped
@@ -36,7 +44,7 @@ mod coalesce;
 #[cfg(test)]
 mod tests;
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::mem::{align_of, size_of};
 use std::ptr;
 use std::sync::OnceLock;
@@ -93,6 +101,11 @@ struct Options {
     /// Where to record the calls this VFS receives.
     #[cfg(test)]
     log: Option<&'static tests::Log>,
+    /// A disk that fills up: while set, every write that would make a file
+    /// longer fails with `SQLITE_FULL` (overwriting written bytes needs no
+    /// room).
+    #[cfg(test)]
+    full: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 impl Options {
@@ -187,6 +200,16 @@ struct Wrapped {
     /// A journal's database file, or a database's open journal (null when
     /// none): the other end of the link is cleared when either closes.
     peer: *mut Wrapped,
+    /// For a main journal: its name as SQLite gave it to xOpen (the pager's,
+    /// which lives as long as the database file is open); null otherwise.
+    name: *const c_char,
+    /// For a database: its journal, when that closed with writes it could
+    /// not make (a full disk) and nothing of it in the file. An empty
+    /// journal protects nothing and SQLite never plays it back, but when it
+    /// gave up on the transaction (its error state) it leaves the file
+    /// behind; this VFS removes it at the database's next unlock, which
+    /// follows at once.
+    stray_journal: Option<CString>,
 }
 
 /// Where the wrapped VFS's file starts: after `Wrapped`, 8-byte aligned.
@@ -338,6 +361,8 @@ unsafe extern "C" fn x_open(
                 shared,
                 buffer: coalescing.then(|| Coalescer::new(MAX_WRITE)),
                 peer: ptr::null_mut(),
+                name: if journal { name } else { ptr::null() },
+                stray_journal: None,
             },
         );
         #[cfg(test)]
@@ -371,6 +396,8 @@ unsafe fn link_to_database(journal: *mut Wrapped, name: ffi::sqlite3_filename) {
         if (*db).shared == (*journal).shared {
             (*db).peer = journal;
             (*journal).peer = db;
+            // A new journal under that name, which must stay.
+            (*db).stray_journal = None;
         }
     }
 }
@@ -388,6 +415,12 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
         tests::record(w, || tests::Event::Close);
         let flushed = w.flush();
         if !w.peer.is_null() && ptr::eq((*w.peer).peer, &*w) {
+            if let (false, Some(file_size)) = (flushed == ffi::SQLITE_OK || w.name.is_null(), w.methods().xFileSize) {
+                let mut size: i64 = -1;
+                if file_size(w.real, &mut size) == ffi::SQLITE_OK && size == 0 {
+                    (*w.peer).stray_journal = Some(CStr::from_ptr(w.name).to_owned());
+                }
+            }
             (*w.peer).peer = ptr::null_mut();
         }
         let closed = match w.methods().xClose {
@@ -414,6 +447,17 @@ unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, buf: *const c_void, a
     // SAFETY: called by SQLite on a file it opened through `x_open`, with
     // `amount` (> 0) readable bytes at `buf` for the call's duration.
     let w = unsafe { wrapped(file) };
+    #[cfg(test)]
+    if w.options()
+        .full
+        .is_some_and(|full| full.load(std::sync::atomic::Ordering::Relaxed))
+    {
+        let mut size = 0;
+        check!(forward!(w, xFileSize, ffi::SQLITE_IOERR_FSTAT, &mut size));
+        if offset + i64::from(amount) > size {
+            return ffi::SQLITE_FULL;
+        }
+    }
     #[cfg(test)]
     tests::record(w, || {
         // SAFETY: as above.
@@ -474,7 +518,19 @@ unsafe extern "C" fn x_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_i
     // SAFETY: called by SQLite on a file it opened through `x_open`.
     let w = unsafe { wrapped(file) };
     check!(w.flush());
-    forward!(w, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
+    let rc = forward!(w, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level);
+    if let Some(journal) = w.stray_journal.take() {
+        // SAFETY: `shared` is the leaked registration that opened the file,
+        // and its base a registered VFS; the name is NUL-terminated. When
+        // SQLite deleted the journal itself the delete fails, harmlessly.
+        unsafe {
+            let base = (*w.shared).base;
+            if let Some(delete) = (*base).xDelete {
+                delete(base, journal.as_ptr(), 0);
+            }
+        }
+    }
+    rc
 }
 
 unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
