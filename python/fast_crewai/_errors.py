@@ -145,6 +145,16 @@ class ReadOnlyStoreError(StorageFailure):
     message names the file and why it is read-only."""
 
 
+class DiskFullError(SQLiteError, StorageFailure):
+    """The disk (or the file system) holding a database or a memory store
+    is full (``SQLITE_FULL``). The write failed and was rolled back, with the
+    rest of its transaction; what was committed before is intact and
+    nothing half-written is visible. The same connection or store goes on
+    reading, and writes again once there is room, without being reopened.
+    Both the SQLite wrapper and memory stores raise it, so it is caught as
+    an :class:`SQLiteError` and as a :class:`StorageFailure` too."""
+
+
 class DimensionMismatchError(MemoryStoreError, ValueError):
     """A vector's dimension differs from the one the store holds.
     (:class:`~fast_crewai.memory_search._storage.AcceleratedMemoryStorage` raises CrewAI's

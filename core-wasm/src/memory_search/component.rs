@@ -12,6 +12,7 @@ impl From<MemError> for Error {
             MemError::DimensionMismatch { stored, given } => Error::DimensionMismatch(Dimensions { stored, given }),
             MemError::Capacity(m) => Error::Capacity(m),
             MemError::Storage(m) => Error::Storage(m),
+            MemError::DiskFull(m) => Error::DiskFull(m),
             MemError::RecordTooLarge(m) => Error::RecordTooLarge(m),
             MemError::ResultTooLarge(m) => Error::ResultTooLarge(m),
             MemError::ReadOnly(m) => Error::ReadOnly(m),
