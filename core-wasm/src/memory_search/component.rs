@@ -31,7 +31,11 @@ impl StoreResource {
             .0
             .try_borrow_mut()
             .map_err(|_| Error::Storage("the store is already in use".into()))?;
-        Ok(f(&mut inner)?)
+        let result = f(&mut inner);
+        if matches!(result, Err(MemError::DiskFull(_))) {
+            inner.settle();
+        }
+        Ok(result?)
     }
 }
 

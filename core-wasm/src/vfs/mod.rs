@@ -29,8 +29,9 @@
 //!   transaction and discards its page cache (rolling back from a journal
 //!   that lacks pages would keep the transaction's pages in the cache), and
 //!   the database is never written after such a journal. The journal that
-//!   SQLite then leaves behind is removed when nothing of it reached the
-//!   file (see [`Wrapped::stray_journal`]).
+//!   SQLite then leaves behind is removed when SQLite would not play it
+//!   back (see [`Wrapped::stray_journal`]), and played back at once when it
+//!   would ([`settle`]).
 //!
 //! Database files are wrapped only to send their journal's buffer out first;
 //! every other file (temporary files, WAL, super-journals) is the wrapped
@@ -70,6 +71,23 @@ const BASE: &CStr = c"unix";
 /// be cut short. The buffer is written out whenever it holds this much.
 const MAX_WRITE: usize = 0x1ffff;
 
+/// Called after a write failed on a full disk. When SQLite gave up on the
+/// transaction (its journal could not be written out, above), the journal
+/// it left may hold the originals of pages already written to the database
+/// file, which its next statement would play back: that is now, as SQLite
+/// does within the failed call when its journal writes fail at once,
+/// rather than whenever the connection is used again (another process
+/// finding the journal first must take the write lock; a read-only one
+/// cannot roll it back). Within a transaction that goes on, nothing.
+pub fn settle(conn: &rusqlite::Connection) {
+    if conn.is_autocommit() {
+        // Reading the schema cookie takes the shared lock, which plays a hot
+        // journal back first; a failure of its own leaves the journal for
+        // the next statement, and says nothing more about the write.
+        let _ = conn.query_row("PRAGMA schema_version", [], |_| Ok(()));
+    }
+}
+
 /// Registers the VFS (once per process); stores then open files with
 /// [`NAME`]. Fails only when SQLite has no [`BASE`] VFS or cannot register.
 pub fn register() -> rusqlite::Result<()> {
@@ -101,11 +119,11 @@ struct Options {
     /// Where to record the calls this VFS receives.
     #[cfg(test)]
     log: Option<&'static tests::Log>,
-    /// A disk that fills up: while set, every write that would make a file
-    /// longer fails with `SQLITE_FULL` (overwriting written bytes needs no
-    /// room).
+    /// A disk that fills up: the bytes by which files may still grow; a
+    /// write that would make a file longer than that fails with
+    /// `SQLITE_FULL` (overwriting written bytes needs no room).
     #[cfg(test)]
-    full: Option<&'static std::sync::atomic::AtomicBool>,
+    room: Option<&'static std::sync::atomic::AtomicU64>,
 }
 
 impl Options {
@@ -204,11 +222,12 @@ struct Wrapped {
     /// which lives as long as the database file is open); null otherwise.
     name: *const c_char,
     /// For a database: its journal, when that closed with writes it could
-    /// not make (a full disk) and nothing of it in the file. An empty
-    /// journal protects nothing and SQLite never plays it back, but when it
-    /// gave up on the transaction (its error state) it leaves the file
-    /// behind; this VFS removes it at the database's next unlock, which
-    /// follows at once.
+    /// not make (a full disk) and a zero first byte in the file. SQLite
+    /// never plays such a journal back (it is empty, or its header still
+    /// waits for the first sync, before which no database page is written),
+    /// but having given up on the transaction (its error state) it leaves
+    /// the file behind; this VFS removes it at the database's next unlock,
+    /// which follows at once.
     stray_journal: Option<CString>,
 }
 
@@ -415,9 +434,12 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
         tests::record(w, || tests::Event::Close);
         let flushed = w.flush();
         if !w.peer.is_null() && ptr::eq((*w.peer).peer, &*w) {
-            if let (false, Some(file_size)) = (flushed == ffi::SQLITE_OK || w.name.is_null(), w.methods().xFileSize) {
-                let mut size: i64 = -1;
-                if file_size(w.real, &mut size) == ffi::SQLITE_OK && size == 0 {
+            if let (false, Some(read)) = (flushed == ffi::SQLITE_OK || w.name.is_null(), w.methods().xRead) {
+                // What SQLite reads to tell a journal to play back (its
+                // hasHotJournal): the first byte, zero when the file is empty.
+                let mut first = 0u8;
+                let rc = read(w.real, (&raw mut first).cast(), 1, 0);
+                if (rc == ffi::SQLITE_OK || rc == ffi::SQLITE_IOERR_SHORT_READ) && first == 0 {
                     (*w.peer).stray_journal = Some(CStr::from_ptr(w.name).to_owned());
                 }
             }
@@ -448,15 +470,15 @@ unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, buf: *const c_void, a
     // `amount` (> 0) readable bytes at `buf` for the call's duration.
     let w = unsafe { wrapped(file) };
     #[cfg(test)]
-    if w.options()
-        .full
-        .is_some_and(|full| full.load(std::sync::atomic::Ordering::Relaxed))
-    {
+    if let Some(room) = w.options().room {
         let mut size = 0;
         check!(forward!(w, xFileSize, ffi::SQLITE_IOERR_FSTAT, &mut size));
-        if offset + i64::from(amount) > size {
+        let grows = u64::try_from(offset + i64::from(amount) - size).unwrap_or(0);
+        let left = room.load(std::sync::atomic::Ordering::Relaxed);
+        if grows > left {
             return ffi::SQLITE_FULL;
         }
+        room.store(left - grows, std::sync::atomic::Ordering::Relaxed);
     }
     #[cfg(test)]
     tests::record(w, || {

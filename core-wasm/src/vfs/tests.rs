@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use rusqlite::{Connection, OpenFlags};
@@ -48,13 +48,13 @@ fn logs() -> &'static (Log, Log) {
             let direct = Options {
                 write_through: true,
                 log: Some(&logs.1),
-                full: None,
+                room: None,
             };
             assert_eq!(register_as(DIRECT, BASE, direct), rusqlite::ffi::SQLITE_OK);
             let gather = Options {
                 write_through: false,
                 log: Some(&logs.0),
-                full: None,
+                room: None,
             };
             assert_eq!(register_as(GATHER, DIRECT, gather), rusqlite::ffi::SQLITE_OK);
         }
@@ -362,12 +362,12 @@ fn a_commit_that_keeps_its_journal_file_survives_a_kill_after_it() {
     }
 }
 
-/// The VFS under test over a disk that fills up when `DISK_FULL` is set
-/// (a write-through instance failing every write that would make a file
-/// longer with `SQLITE_FULL`).
+/// The VFS under test over a disk of `ROOM` bytes left (a write-through
+/// instance failing with `SQLITE_FULL` every write that would make a file
+/// grow past it).
 const OVER_FULL: &CStr = c"fcw-test-over-full";
 const FULL_BELOW: &CStr = c"fcw-test-full-below";
-static DISK_FULL: AtomicBool = AtomicBool::new(false);
+static ROOM: AtomicU64 = AtomicU64::new(u64::MAX);
 
 fn over_full_disk() -> &'static str {
     static REGISTERED: OnceLock<()> = OnceLock::new();
@@ -377,7 +377,7 @@ fn over_full_disk() -> &'static str {
             let below = Options {
                 write_through: true,
                 log: None,
-                full: Some(&DISK_FULL),
+                room: Some(&ROOM),
             };
             assert_eq!(register_as(FULL_BELOW, BASE, below), rusqlite::ffi::SQLITE_OK);
             assert_eq!(
@@ -396,6 +396,10 @@ fn is_full(result: rusqlite::Result<impl std::fmt::Debug>) -> bool {
     ) || panic!("expected SQLITE_FULL, got {result:?}")
 }
 
+fn journal(dir: &Path) -> Option<u64> {
+    std::fs::metadata(dir.join("t.db-journal")).ok().map(|m| m.len())
+}
+
 #[test]
 fn a_full_disk_fails_the_write_and_leaves_the_connection_and_the_file_whole() {
     // Journal records SQLite was told were written wait in the buffer; when
@@ -407,50 +411,61 @@ fn a_full_disk_fails_the_write_and_leaves_the_connection_and_the_file_whole() {
     let conn = open(&dir.join("t.db"), over_full_disk());
     workload(&conn, 4096);
     let rows = all_rows(&conn);
-    DISK_FULL.store(true, Ordering::Relaxed);
-    // One statement, growing the file, in the page cache until the commit
-    // (whose journal sync finds the disk full).
-    conn.execute_batch("PRAGMA cache_size=1000").unwrap();
-    assert!(is_full(
-        conn.execute("INSERT INTO t VALUES (1000, zeroblob(100000))", [])
-    ));
-    // SQLite gave up on the transaction (its journal could not be read
-    // back) and left the journal, empty: removed.
-    assert!(!dir.join("t.db-journal").exists());
-    assert!(all_rows(&conn) == rows, "reads work while the disk is full");
-    // A transaction changing every page, spilling the page cache (4 pages):
-    // the spill's journal sync finds the disk full.
-    conn.execute_batch("PRAGMA cache_size=4").unwrap();
-    assert!(is_full(conn.execute_batch(
-        "BEGIN; UPDATE t SET body = zeroblob(1200); DELETE FROM t WHERE id % 3 = 0; COMMIT;"
-    )));
-    let _ = conn.execute_batch("ROLLBACK");
-    assert!(conn.is_autocommit());
-    assert!(all_rows(&conn) == rows);
-    assert!(!dir.join("t.db-journal").exists());
+    let cases = [
+        // No room: one statement growing the file, in the page cache until
+        // the commit, whose journal sync finds the disk full. SQLite gives
+        // up on the transaction and leaves its journal, empty.
+        (0, 1000, "INSERT INTO t VALUES (1000, zeroblob(100000))"),
+        // Room for a part of the journal: its first writes reach the file,
+        // not yet its header's first sync (the header starts with zeros).
+        (
+            150_000,
+            1000,
+            "BEGIN; UPDATE t SET body = zeroblob(1200); DELETE FROM t WHERE id % 3 = 0; COMMIT;",
+        ),
+        // A transaction spilling the page cache (4 pages): the spill's
+        // journal sync finds the disk full.
+        (
+            0,
+            4,
+            "BEGIN; UPDATE t SET body = zeroblob(1200); DELETE FROM t WHERE id % 3 = 0; COMMIT;",
+        ),
+    ];
+    for (room, cache, sql) in cases {
+        conn.execute_batch(&format!("PRAGMA cache_size={cache}")).unwrap();
+        ROOM.store(room, Ordering::Relaxed);
+        assert!(is_full(conn.execute_batch(sql)), "{sql}");
+        assert!(conn.is_autocommit());
+        // A journal SQLite would not play back, removed.
+        assert_eq!(journal(&dir), None, "room {room}, {sql}");
+        assert!(all_rows(&conn) == rows, "reads work while the disk is full");
+    }
     // The disk fills up in the middle of a transaction that has already
     // overwritten database pages (the cache spilled): the journal in the
     // file holds their originals and rolls them back.
-    DISK_FULL.store(false, Ordering::Relaxed);
+    ROOM.store(u64::MAX, Ordering::Relaxed);
     conn.execute_batch("BEGIN; UPDATE t SET body = zeroblob(900) WHERE id % 2 = 0;")
         .unwrap();
-    assert!(std::fs::metadata(dir.join("t.db-journal")).unwrap().len() > 4096);
-    DISK_FULL.store(true, Ordering::Relaxed);
+    assert!(journal(&dir).unwrap() > 4096);
+    ROOM.store(0, Ordering::Relaxed);
     assert!(is_full(
         conn.execute_batch("UPDATE t SET body = zeroblob(1100) WHERE id % 2 = 1;")
     ));
-    let _ = conn.execute_batch("ROLLBACK");
+    // SQLite gave up on it, leaving its journal for the next statement:
+    // `settle` plays it back at once.
+    assert!(conn.is_autocommit());
+    assert!(journal(&dir).unwrap() > 4096);
+    super::settle(&conn);
+    assert_eq!(journal(&dir), None);
     assert!(all_rows(&conn) == rows);
-    assert!(!dir.join("t.db-journal").exists());
-    DISK_FULL.store(false, Ordering::Relaxed);
     // Room again: the same connection writes.
-    assert!(all_rows(&conn) == rows);
+    ROOM.store(u64::MAX, Ordering::Relaxed);
     conn.execute("INSERT INTO t VALUES (1000, zeroblob(100000))", [])
         .unwrap();
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
     drop(conn);
-    assert!(!dir.join("t.db-journal").exists());
+    assert_eq!(journal(&dir), None);
     let reopened = open(&dir.join("t.db"), BASE.to_str().unwrap());
     assert_eq!(all_rows(&reopened).len(), rows.len() + 1);
     assert!(all_rows(&reopened)[..rows.len()] == rows[..]);
