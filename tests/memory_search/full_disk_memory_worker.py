@@ -75,6 +75,8 @@ def report(directory: Path) -> dict[str, Any]:
         "delete": raised(lambda: store.delete(record_ids=["base-3"])),
         "delete scope": raised(lambda: store.delete(scope_prefix="/crew")),
         "small save": raised(lambda: store.save(memory.records("small", 1))),
+        "update": raised(lambda: store.update(batch("base")[0])),
+        "reset": raised(lambda: store.reset()),
     }
     result["while full"] = state(store)
     result["reads while full"] = memory.reads(store)
