@@ -145,6 +145,18 @@ class ReadOnlyStoreError(StorageFailure):
     message names the file and why it is read-only."""
 
 
+class DiskFullError(SQLiteError, StorageFailure):
+    """The disk (or the file system) holding a database or a memory store
+    is full (``SQLITE_FULL``). The write was rolled back (inside
+    ``transaction()``, SQLite may have rolled back the rest of the
+    transaction too; leaving the block rolls it back); what was committed
+    before is intact, nothing half-written is visible and no journal is
+    left. The same wrapper or store goes on reading, and writes again once
+    there is room, without being reopened. Both the SQLite wrapper and
+    memory stores raise it, so it is caught as an :class:`SQLiteError` and
+    as a :class:`StorageFailure` too."""
+
+
 class DimensionMismatchError(MemoryStoreError, ValueError):
     """A vector's dimension differs from the one the store holds.
     (:class:`~fast_crewai.memory_search._storage.AcceleratedMemoryStorage` raises CrewAI's

@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 import readonly_memory_worker as worker
-from process_helpers import integrity
+from process_helpers import AS_ROOT, WORKER_PATH, in_own_mount_namespace, integrity, run_worker
 from test_memory_hardening import write_version_1_file
 
-import fast_crewai
 from fast_crewai import InvalidRecordError, ReadOnlyStoreError, StorageFailure
 from fast_crewai.memory_search._contract import HOT_JOURNAL
 from fast_crewai.memory_search._core import WasmMemoryIndex
@@ -29,9 +28,7 @@ from fast_crewai.memory_search._reference import PythonMemoryIndex
 from fast_crewai.memory_search._storage import DATABASE_NAME, AcceleratedMemoryStorage
 from fast_crewai.runtime import filelock
 
-SRC = str(Path(fast_crewai.__file__).resolve().parent.parent)
 WORKER = Path(worker.__file__)
-AS_ROOT = os.geteuid() == 0
 
 
 def write_store(directory: Path, count: int = 12) -> dict[str, Any]:
@@ -58,10 +55,8 @@ def worker_command(mode: str, backend: str, source: Path, mount: Path) -> list[s
     command = [sys.executable, str(WORKER), mode, backend, str(source)]
     if not AS_ROOT:
         return command
-    if shutil.which("unshare") is None:
-        pytest.fail("as root these tests need unshare(1) to mount a read-only directory")
     mount.mkdir()
-    return ["unshare", "--mount", "--propagation", "private", *command, str(mount)]
+    return in_own_mount_namespace([*command, str(mount)], "mount a read-only directory")
 
 
 @pytest.fixture
@@ -86,11 +81,10 @@ def test_a_store_on_read_only_media_reads_and_refuses_every_write(backend: str, 
     command = worker_command("report", backend, source, source.parent / "mount")
     if not AS_ROOT:
         source.chmod(0o555)
-    env = {**os.environ, "PYTHONPATH": SRC}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    source.chmod(0o755)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    try:
+        report = run_worker(command)
+    finally:
+        source.chmod(0o755)
 
     seen = source.parent / "mount" if AS_ROOT else source
     why = "its directory is on a read-only file system" if AS_ROOT else "this process may not write to its directory"
@@ -127,7 +121,7 @@ def test_a_read_only_reader_sees_a_writer_in_another_process(
 ) -> None:
     write_store(source / "store")
     command = worker_command("follow", backend, source, source.parent / "mount")
-    env = {**os.environ, "PYTHONPATH": SRC}
+    env = {**os.environ, "PYTHONPATH": WORKER_PATH}
     reader = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     children.append(reader)
     assert reader.stdin is not None and reader.stdout is not None

@@ -5,12 +5,10 @@ read-only media."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -18,8 +16,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from process_helpers import AS_ROOT, in_own_mount_namespace, run_worker
 
-import fast_crewai
 from fast_crewai import CoreTimeout, MisuseError, PathNotAllowedError, TooLargeError
 from fast_crewai.message_serde._contract import MAX_DOCUMENT_BYTES
 from fast_crewai.sqlite_store._contract import (
@@ -34,7 +32,6 @@ from fast_crewai.sqlite_store._core import WasmConnection
 from fast_crewai.sqlite_store._reference_sizes import document_size
 from fast_crewai.sqlite_store._wrapper import AcceleratedSQLiteWrapper
 
-SRC = str(Path(fast_crewai.__file__).resolve().parent.parent)
 ENDLESS = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000000) SELECT count(*) FROM c"
 
 
@@ -204,9 +201,6 @@ def test_read_only_media_are_read_with_writes_refused(tmp_path: Path) -> None:
     """Root ignores permissions, so for root the directory is bound
     read-only in a worker's own mount namespace (``unshare --mount``): real
     EROFS. Anyone else gets a directory without write permission (EACCES)."""
-    as_root = os.geteuid() == 0
-    if as_root and shutil.which("unshare") is None:
-        pytest.fail("as root this test needs unshare(1) to mount a read-only directory")
     source, mount = tmp_path / "source", tmp_path / "mount"
     source.mkdir()
     mount.mkdir()
@@ -216,21 +210,16 @@ def test_read_only_media_are_read_with_writes_refused(tmp_path: Path) -> None:
             db.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
         if not keep_lock:
             (source / f"{name}.lock").unlink()
-    worker = [sys.executable, str(Path(__file__).with_name("readonly_worker.py"))]
-    if as_root:
-        command = ["unshare", "--mount", "--propagation", "private", *worker, str(source), str(mount)]
+    command = [sys.executable, str(Path(__file__).with_name("readonly_worker.py")), str(source)]
+    if AS_ROOT:
+        command = in_own_mount_namespace([*command, str(mount)], "mount a read-only directory")
     else:
-        command = [*worker, str(source)]
         source.chmod(0o555)
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=300
-        )
+        report = run_worker(command)
     finally:
         source.chmod(0o755)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert report.pop("media").startswith("OSError: [Errno 30]" if as_root else "PermissionError: [Errno 13]")
+    assert report.pop("media").startswith("OSError: [Errno 30]" if AS_ROOT else "PermissionError: [Errno 13]")
     assert report.pop("files unchanged") is True
     expected: dict[str, object] = {}
     for name in ("bare.db", "locked.db"):

@@ -12,6 +12,7 @@ impl From<MemError> for Error {
             MemError::DimensionMismatch { stored, given } => Error::DimensionMismatch(Dimensions { stored, given }),
             MemError::Capacity(m) => Error::Capacity(m),
             MemError::Storage(m) => Error::Storage(m),
+            MemError::DiskFull(m) => Error::DiskFull(m),
             MemError::RecordTooLarge(m) => Error::RecordTooLarge(m),
             MemError::ResultTooLarge(m) => Error::ResultTooLarge(m),
             MemError::ReadOnly(m) => Error::ReadOnly(m),
@@ -30,7 +31,11 @@ impl StoreResource {
             .0
             .try_borrow_mut()
             .map_err(|_| Error::Storage("the store is already in use".into()))?;
-        Ok(f(&mut inner)?)
+        let result = f(&mut inner);
+        if matches!(result, Err(MemError::DiskFull(_))) {
+            inner.settle();
+        }
+        Ok(result?)
     }
 }
 

@@ -33,6 +33,7 @@ impl From<rusqlite::Error> for MemError {
             // A write SQLite itself refused: the file, its directory or its
             // journal cannot be written.
             Some(e) if e.code == rusqlite::ErrorCode::ReadOnly => MemError::ReadOnly(err.to_string()),
+            Some(e) if e.code == rusqlite::ErrorCode::DiskFull => MemError::DiskFull(err.to_string()),
             _ => MemError::Storage(err.to_string()),
         }
     }

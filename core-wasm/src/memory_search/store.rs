@@ -219,6 +219,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Rolls back, from its journal, a write a full disk ended (see
+    /// [`crate::vfs::settle`]).
+    pub fn settle(&self) {
+        crate::vfs::settle(&self.conn);
+    }
+
     /// Refuses the write `what` on a store opened read-only, before it
     /// parses its arguments.
     fn writable(&self, what: &str) -> Result<(), MemError> {

@@ -13,6 +13,7 @@ impl From<SqlError> for Error {
             SqlError::NotFound(m) => Error::NotFound(m),
             SqlError::Misuse(m) => Error::Misuse(m),
             SqlError::TooLarge(m) => Error::TooLarge(m),
+            SqlError::DiskFull(m) => Error::DiskFull(m),
             SqlError::Other(m) => Error::Other(m),
         }
     }

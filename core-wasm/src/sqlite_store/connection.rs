@@ -144,7 +144,16 @@ impl Connection {
     /// Runs one statement and returns its result document.
     pub fn execute(&self, sql: &str, params: &str) -> Result<String, SqlError> {
         self.set_holding(false)?;
-        self.keeping_transaction_state(|| self.run(sql, params, false))
+        self.settled(self.keeping_transaction_state(|| self.run(sql, params, false)))
+    }
+
+    /// `result`, a write's, once a transaction a full disk ended has been
+    /// rolled back from its journal (see [`crate::vfs::settle`]).
+    fn settled<T>(&self, result: Result<T, SqlError>) -> Result<T, SqlError> {
+        if matches!(result, Err(SqlError::DiskFull(_))) {
+            crate::vfs::settle(&self.conn);
+        }
+        result
     }
 
     /// Runs one statement that SQLite reports as read-only
@@ -266,6 +275,10 @@ impl Connection {
     /// Runs `sql` once per parameter set, all or nothing, and returns the
     /// rows changed in total.
     pub fn execute_many(&self, sql: &str, param_sets: &str) -> Result<u64, SqlError> {
+        self.settled(self.run_many(sql, param_sets))
+    }
+
+    fn run_many(&self, sql: &str, param_sets: &str) -> Result<u64, SqlError> {
         let sets = match json::parse(param_sets).map_err(|e| json_error("parameter sets", e))? {
             Value::Array(sets) => sets,
             other => {
@@ -328,7 +341,7 @@ impl Connection {
     /// and savepoints.
     pub fn execute_script(&self, sql: &str) -> Result<(), SqlError> {
         self.set_holding(false)?;
-        Ok(self.conn.execute_batch(sql)?)
+        self.settled(self.conn.execute_batch(sql).map_err(SqlError::from))
     }
 
     /// Whether a transaction is open.

@@ -19,6 +19,7 @@ pub enum SqlError {
     NotFound(String),
     Misuse(String),
     TooLarge(String),
+    DiskFull(String),
     Other(String),
 }
 
@@ -40,6 +41,7 @@ impl From<rusqlite::Error> for SqlError {
                 ffi::ErrorCode::DatabaseBusy | ffi::ErrorCode::DatabaseLocked => SqlError::Busy(message),
                 ffi::ErrorCode::ReadOnly => SqlError::ReadOnly(message),
                 ffi::ErrorCode::TooBig => SqlError::TooLarge(message),
+                ffi::ErrorCode::DiskFull => SqlError::DiskFull(message),
                 ffi::ErrorCode::DatabaseCorrupt | ffi::ErrorCode::NotADatabase => SqlError::Corrupt(message),
                 ffi::ErrorCode::CannotOpen | ffi::ErrorCode::NotFound => SqlError::NotFound(message),
                 ffi::ErrorCode::AuthorizationForStatementDenied => SqlError::Misuse(REFUSED.into()),

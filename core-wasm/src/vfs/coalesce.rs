@@ -10,6 +10,15 @@
 //! since the last write that was not one. The owner flushes before anything
 //! that depends on the file's content or orders it (a read, a size, a sync,
 //! a truncation, closing, and writes to the journal's database).
+//!
+//! Bytes that cannot be written out (a full disk) stay in the buffer: SQLite
+//! was told they were written. Every later flush tries them again, so
+//! nothing that needs them in the file (a read or size of it, a sync,
+//! another write, the database's writes) happens while they are missing:
+//! SQLite then cannot read the journal back, gives up on the transaction
+//! and discards its page cache (its error state) instead of rolling back
+//! from a journal that lacks pages, and the database file is never written
+//! after a journal that lacks the pages it replaces.
 
 /// Where buffered bytes go: the wrapped file's write call.
 pub trait Sink {
@@ -45,13 +54,13 @@ impl Coalescer {
     /// Takes `data` for `offset`. An append joins the buffer, which is
     /// written out whenever it holds `limit` bytes; any other write sends
     /// the buffer out, then itself. An error is that of writing out earlier
-    /// bytes (this write is then dropped, like a failed write) or of this
-    /// write's own.
+    /// bytes (this write is then not made, like a failed write) or of this
+    /// write's own; bytes of this write may then wait in the buffer, which
+    /// is harmless: SQLite writes that offset again or never reads it.
     pub fn write<S: Sink>(&mut self, sink: &mut S, mut data: &[u8], mut offset: u64) -> Result<(), S::Error> {
-        let appends = self.next.is_none_or(|next| next == offset);
-        self.next = Some(offset + data.len() as u64);
-        if !appends {
+        if self.next.is_some_and(|next| next != offset) {
             self.flush(sink)?;
+            self.next = Some(offset + data.len() as u64);
             for chunk in data.chunks(self.limit) {
                 sink.write_at(chunk, offset)?;
                 offset += chunk.len() as u64;
@@ -59,6 +68,10 @@ impl Coalescer {
             return Ok(());
         }
         while !data.is_empty() {
+            // A full buffer is one that could not be written out: again first.
+            if self.buf.len() == self.limit {
+                self.flush(sink)?;
+            }
             if self.buf.is_empty() {
                 self.start = offset;
             }
@@ -66,6 +79,9 @@ impl Coalescer {
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
             offset += take as u64;
+            // Kept as the buffer's end, so that the buffer only ever holds
+            // one run of bytes.
+            self.next = Some(offset);
             if self.buf.len() == self.limit {
                 self.flush(sink)?;
             }
@@ -73,17 +89,17 @@ impl Coalescer {
         Ok(())
     }
 
-    /// Writes out the waiting bytes. They are gone afterwards even when the
-    /// write failed: SQLite then treats the file as failed, and retrying the
-    /// write later would only reorder it.
+    /// Writes out the waiting bytes. When that fails they stay, to be tried
+    /// again by the next flush (writing the same bytes at the same place, so
+    /// nothing is reordered): the file must not go on without them.
     pub fn flush<S: Sink>(&mut self, sink: &mut S) -> Result<(), S::Error> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let outcome = sink.write_at(&self.buf, self.start);
+        sink.write_at(&self.buf, self.start)?;
         self.start += self.buf.len() as u64;
         self.buf.clear();
-        outcome
+        Ok(())
     }
 
     /// Whether bytes are waiting.
@@ -102,13 +118,14 @@ mod tests {
     struct MemFile {
         bytes: Vec<u8>,
         writes: Vec<(u64, usize)>,
-        fail_next: bool,
+        /// While set, every write fails.
+        full: bool,
     }
 
     impl Sink for MemFile {
         type Error = &'static str;
         fn write_at(&mut self, data: &[u8], offset: u64) -> Result<(), &'static str> {
-            if std::mem::take(&mut self.fail_next) {
+            if self.full {
                 return Err("disk full");
             }
             self.writes.push((offset, data.len()));
@@ -245,24 +262,47 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_flush_reports_the_error_and_drops_the_bytes() {
+    fn bytes_that_cannot_be_written_wait_and_go_out_first_once_there_is_room() {
         let mut file = MemFile::default();
         let mut c = Coalescer::new(1024);
         c.write(&mut file, b"abcd", 0).unwrap();
-        file.fail_next = true;
-        assert_eq!(c.flush(&mut file), Err("disk full"));
-        assert!(c.is_empty());
-        c.flush(&mut file).unwrap();
-        assert!(file.writes.is_empty());
-        // The error of sending earlier bytes comes back from the write that
-        // made them go, which is not made.
         c.write(&mut file, b"efgh", 4).unwrap();
-        file.fail_next = true;
-        assert_eq!(c.write(&mut file, b"zz", 100), Err("disk full"));
-        assert!(c.is_empty());
+        file.full = true;
+        assert_eq!(c.flush(&mut file), Err("disk full"));
+        // SQLite was told they were written: nothing that must follow them
+        // goes out without them.
+        assert_eq!(c.write(&mut file, b"XY", 0), Err("disk full"));
+        assert_eq!(c.flush(&mut file), Err("disk full"));
         assert!(file.writes.is_empty());
+        // Room again: they go out first, then what follows them.
+        file.full = false;
+        c.write(&mut file, b"XY", 0).unwrap();
+        assert_eq!(file.writes, vec![(0, 8), (0, 2)]);
+        assert_eq!(file.bytes, b"XYcdefgh");
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_full_buffer_that_cannot_be_written_takes_no_more_and_stays_one_run() {
+        let mut file = MemFile::default();
+        let mut c = Coalescer::new(8);
+        c.write(&mut file, b"abcdef", 0).unwrap();
+        file.full = true;
+        // Two bytes of this write fill the buffer, which cannot go out: the
+        // write fails (SQLite writes it again, at the same offset, later).
+        assert_eq!(c.write(&mut file, b"ghij", 6), Err("disk full"));
+        assert_eq!(c.write(&mut file, b"ghij", 6), Err("disk full"));
+        // An append to the full buffer tries it first, and fails too.
+        assert_eq!(c.write(&mut file, b"kl", 8), Err("disk full"));
+        assert!(file.writes.is_empty());
+        file.full = false;
+        c.write(&mut file, b"ghij", 6).unwrap();
+        c.flush(&mut file).unwrap();
+        assert_eq!(file.writes, vec![(0, 8), (6, 4)]);
+        assert_eq!(file.bytes, b"abcdefghij");
         // A write going straight through reports its own failure.
-        file.fail_next = true;
+        file.full = true;
         assert_eq!(c.write(&mut file, b"zz", 0), Err("disk full"));
+        assert!(c.is_empty());
     }
 }

@@ -22,7 +22,16 @@
 //! - a process that dies with bytes in the buffer leaves the journal as a
 //!   crash between the same writes would: SQLite writes the database only
 //!   after those bytes went out (above), so the file is untouched and the
-//!   journal holds less than a complete transaction's originals.
+//!   journal holds less than a complete transaction's originals;
+//! - bytes that cannot go out (a full disk) stay in the buffer, and every
+//!   call that needs them in the file fails with the write's error until
+//!   they do: SQLite, unable to read its journal back, gives up on the
+//!   transaction and discards its page cache (rolling back from a journal
+//!   that lacks pages would keep the transaction's pages in the cache), and
+//!   the database is never written after such a journal. The journal that
+//!   SQLite then leaves behind is removed when SQLite would not play it
+//!   back (see [`Wrapped::stray_journal`]), and played back at once when it
+//!   would ([`settle`]).
 //!
 //! Database files are wrapped only to send their journal's buffer out first;
 //! every other file (temporary files, WAL, super-journals) is the wrapped
@@ -36,7 +45,7 @@ mod coalesce;
 #[cfg(test)]
 mod tests;
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::mem::{align_of, size_of};
 use std::ptr;
 use std::sync::OnceLock;
@@ -61,6 +70,23 @@ const BASE: &CStr = c"unix";
 /// low 17 bits of the length (`nBuf &= 0x1ffff`), so a longer buffer would
 /// be cut short. The buffer is written out whenever it holds this much.
 const MAX_WRITE: usize = 0x1ffff;
+
+/// Called after a write failed on a full disk. When SQLite gave up on the
+/// transaction (its journal could not be written out, above), the journal
+/// it left may hold the originals of pages already written to the database
+/// file, which its next statement would play back: that is now, as SQLite
+/// does within the failed call when its journal writes fail at once,
+/// rather than whenever the connection is used again (another process
+/// finding the journal first must take the write lock; a read-only one
+/// cannot roll it back). Within a transaction that goes on, nothing.
+pub fn settle(conn: &rusqlite::Connection) {
+    if conn.is_autocommit() {
+        // Reading the schema cookie takes the shared lock, which plays a hot
+        // journal back first; a failure of its own leaves the journal for
+        // the next statement, and says nothing more about the write.
+        let _ = conn.query_row("PRAGMA schema_version", [], |_| Ok(()));
+    }
+}
 
 /// Registers the VFS (once per process); stores then open files with
 /// [`NAME`]. Fails only when SQLite has no [`BASE`] VFS or cannot register.
@@ -93,6 +119,11 @@ struct Options {
     /// Where to record the calls this VFS receives.
     #[cfg(test)]
     log: Option<&'static tests::Log>,
+    /// A disk that fills up: the bytes by which files may still grow; a
+    /// write that would make a file longer than that fails with
+    /// `SQLITE_FULL` (overwriting written bytes needs no room).
+    #[cfg(test)]
+    room: Option<&'static std::sync::atomic::AtomicU64>,
 }
 
 impl Options {
@@ -187,6 +218,17 @@ struct Wrapped {
     /// A journal's database file, or a database's open journal (null when
     /// none): the other end of the link is cleared when either closes.
     peer: *mut Wrapped,
+    /// For a main journal: its name as SQLite gave it to xOpen (the pager's,
+    /// which lives as long as the database file is open); null otherwise.
+    name: *const c_char,
+    /// For a database: its journal, when that closed with writes it could
+    /// not make (a full disk) and a zero first byte in the file. SQLite
+    /// never plays such a journal back (it is empty, or its header still
+    /// waits for the first sync, before which no database page is written),
+    /// but having given up on the transaction (its error state) it leaves
+    /// the file behind; this VFS removes it at the database's next unlock,
+    /// which follows at once.
+    stray_journal: Option<CString>,
 }
 
 /// Where the wrapped VFS's file starts: after `Wrapped`, 8-byte aligned.
@@ -338,6 +380,8 @@ unsafe extern "C" fn x_open(
                 shared,
                 buffer: coalescing.then(|| Coalescer::new(MAX_WRITE)),
                 peer: ptr::null_mut(),
+                name: if journal { name } else { ptr::null() },
+                stray_journal: None,
             },
         );
         #[cfg(test)]
@@ -371,6 +415,8 @@ unsafe fn link_to_database(journal: *mut Wrapped, name: ffi::sqlite3_filename) {
         if (*db).shared == (*journal).shared {
             (*db).peer = journal;
             (*journal).peer = db;
+            // A new journal under that name, which must stay.
+            (*db).stray_journal = None;
         }
     }
 }
@@ -388,6 +434,15 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
         tests::record(w, || tests::Event::Close);
         let flushed = w.flush();
         if !w.peer.is_null() && ptr::eq((*w.peer).peer, &*w) {
+            if let (false, Some(read)) = (flushed == ffi::SQLITE_OK || w.name.is_null(), w.methods().xRead) {
+                // What SQLite reads to tell a journal to play back (its
+                // hasHotJournal): the first byte, zero when the file is empty.
+                let mut first = 0u8;
+                let rc = read(w.real, (&raw mut first).cast(), 1, 0);
+                if (rc == ffi::SQLITE_OK || rc == ffi::SQLITE_IOERR_SHORT_READ) && first == 0 {
+                    (*w.peer).stray_journal = Some(CStr::from_ptr(w.name).to_owned());
+                }
+            }
             (*w.peer).peer = ptr::null_mut();
         }
         let closed = match w.methods().xClose {
@@ -414,6 +469,17 @@ unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, buf: *const c_void, a
     // SAFETY: called by SQLite on a file it opened through `x_open`, with
     // `amount` (> 0) readable bytes at `buf` for the call's duration.
     let w = unsafe { wrapped(file) };
+    #[cfg(test)]
+    if let Some(room) = w.options().room {
+        let mut size = 0;
+        check!(forward!(w, xFileSize, ffi::SQLITE_IOERR_FSTAT, &mut size));
+        let grows = u64::try_from(offset + i64::from(amount) - size).unwrap_or(0);
+        let left = room.load(std::sync::atomic::Ordering::Relaxed);
+        if grows > left {
+            return ffi::SQLITE_FULL;
+        }
+        room.store(left - grows, std::sync::atomic::Ordering::Relaxed);
+    }
     #[cfg(test)]
     tests::record(w, || {
         // SAFETY: as above.
@@ -474,7 +540,19 @@ unsafe extern "C" fn x_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_i
     // SAFETY: called by SQLite on a file it opened through `x_open`.
     let w = unsafe { wrapped(file) };
     check!(w.flush());
-    forward!(w, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level)
+    let rc = forward!(w, xUnlock, ffi::SQLITE_IOERR_UNLOCK, level);
+    if let Some(journal) = w.stray_journal.take() {
+        // SAFETY: `shared` is the leaked registration that opened the file,
+        // and its base a registered VFS; the name is NUL-terminated. When
+        // SQLite deleted the journal itself the delete fails, harmlessly.
+        unsafe {
+            let base = (*w.shared).base;
+            if let Some(delete) = (*base).xDelete {
+                delete(base, journal.as_ptr(), 0);
+            }
+        }
+    }
+    rc
 }
 
 unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {

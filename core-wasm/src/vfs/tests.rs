@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use rusqlite::{Connection, OpenFlags};
@@ -47,11 +48,13 @@ fn logs() -> &'static (Log, Log) {
             let direct = Options {
                 write_through: true,
                 log: Some(&logs.1),
+                room: None,
             };
             assert_eq!(register_as(DIRECT, BASE, direct), rusqlite::ffi::SQLITE_OK);
             let gather = Options {
                 write_through: false,
                 log: Some(&logs.0),
+                room: None,
             };
             assert_eq!(register_as(GATHER, DIRECT, gather), rusqlite::ffi::SQLITE_OK);
         }
@@ -357,4 +360,113 @@ fn a_commit_that_keeps_its_journal_file_survives_a_kill_after_it() {
             "{name}: the committed transaction was rolled back"
         );
     }
+}
+
+/// The VFS under test over a disk of `ROOM` bytes left (a write-through
+/// instance failing with `SQLITE_FULL` every write that would make a file
+/// grow past it).
+const OVER_FULL: &CStr = c"fcw-test-over-full";
+const FULL_BELOW: &CStr = c"fcw-test-full-below";
+static ROOM: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn over_full_disk() -> &'static str {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        // SAFETY: static names; FULL_BELOW wraps the real VFS, OVER_FULL wraps FULL_BELOW.
+        unsafe {
+            let below = Options {
+                write_through: true,
+                log: None,
+                room: Some(&ROOM),
+            };
+            assert_eq!(register_as(FULL_BELOW, BASE, below), rusqlite::ffi::SQLITE_OK);
+            assert_eq!(
+                register_as(OVER_FULL, FULL_BELOW, Options::default()),
+                rusqlite::ffi::SQLITE_OK
+            );
+        }
+    });
+    OVER_FULL.to_str().unwrap()
+}
+
+fn is_full(result: rusqlite::Result<impl std::fmt::Debug>) -> bool {
+    matches!(
+        result.as_ref().map_err(rusqlite::Error::sqlite_error_code),
+        Err(Some(rusqlite::ErrorCode::DiskFull))
+    ) || panic!("expected SQLITE_FULL, got {result:?}")
+}
+
+fn journal(dir: &Path) -> Option<u64> {
+    std::fs::metadata(dir.join("t.db-journal")).ok().map(|m| m.len())
+}
+
+#[test]
+fn a_full_disk_fails_the_write_and_leaves_the_connection_and_the_file_whole() {
+    // Journal records SQLite was told were written wait in the buffer; when
+    // the disk is full they never reach the file. The rollback must not
+    // trust that journal (it would keep the transaction's pages in the page
+    // cache: "database disk image is malformed" from then on), nothing may
+    // write the database after it, and no journal may be left behind.
+    let dir = temp_dir("full");
+    let conn = open(&dir.join("t.db"), over_full_disk());
+    workload(&conn, 4096);
+    let rows = all_rows(&conn);
+    let cases = [
+        // No room: one statement growing the file, in the page cache until
+        // the commit, whose journal sync finds the disk full. SQLite gives
+        // up on the transaction and leaves its journal, empty.
+        (0, 1000, "INSERT INTO t VALUES (1000, zeroblob(100000))"),
+        // Room for a part of the journal: its first writes reach the file,
+        // not yet its header's first sync (the header starts with zeros).
+        (
+            150_000,
+            1000,
+            "BEGIN; UPDATE t SET body = zeroblob(1200); DELETE FROM t WHERE id % 3 = 0; COMMIT;",
+        ),
+        // A transaction spilling the page cache (4 pages): the spill's
+        // journal sync finds the disk full.
+        (
+            0,
+            4,
+            "BEGIN; UPDATE t SET body = zeroblob(1200); DELETE FROM t WHERE id % 3 = 0; COMMIT;",
+        ),
+    ];
+    for (room, cache, sql) in cases {
+        conn.execute_batch(&format!("PRAGMA cache_size={cache}")).unwrap();
+        ROOM.store(room, Ordering::Relaxed);
+        assert!(is_full(conn.execute_batch(sql)), "{sql}");
+        assert!(conn.is_autocommit());
+        // A journal SQLite would not play back, removed.
+        assert_eq!(journal(&dir), None, "room {room}, {sql}");
+        assert!(all_rows(&conn) == rows, "reads work while the disk is full");
+    }
+    // The disk fills up in the middle of a transaction that has already
+    // overwritten database pages (the cache spilled): the journal in the
+    // file holds their originals and rolls them back.
+    ROOM.store(u64::MAX, Ordering::Relaxed);
+    conn.execute_batch("BEGIN; UPDATE t SET body = zeroblob(900) WHERE id % 2 = 0;")
+        .unwrap();
+    assert!(journal(&dir).unwrap() > 4096);
+    ROOM.store(0, Ordering::Relaxed);
+    assert!(is_full(
+        conn.execute_batch("UPDATE t SET body = zeroblob(1100) WHERE id % 2 = 1;")
+    ));
+    // SQLite gave up on it, leaving its journal for the next statement:
+    // `settle` plays it back at once.
+    assert!(conn.is_autocommit());
+    assert!(journal(&dir).unwrap() > 4096);
+    super::settle(&conn);
+    assert_eq!(journal(&dir), None);
+    assert!(all_rows(&conn) == rows);
+    // Room again: the same connection writes.
+    ROOM.store(u64::MAX, Ordering::Relaxed);
+    conn.execute("INSERT INTO t VALUES (1000, zeroblob(100000))", [])
+        .unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    assert_eq!(journal(&dir), None);
+    let reopened = open(&dir.join("t.db"), BASE.to_str().unwrap());
+    assert_eq!(all_rows(&reopened).len(), rows.len() + 1);
+    assert!(all_rows(&reopened)[..rows.len()] == rows[..]);
 }

@@ -9,6 +9,7 @@ Records, filters and results are JSON text; see the WIT file for their
 shape. Errors: ``invalid-input`` is :class:`InvalidRecordError`,
 ``dimension-mismatch`` :class:`DimensionMismatchError`, ``capacity``
 :class:`StoreCapacityError`, ``storage`` :class:`StorageFailure`,
+``disk-full`` :class:`DiskFullError` (a :class:`StorageFailure`),
 ``record-too-large`` :class:`RecordTooLargeError`, ``result-too-large``
 :class:`ResultTooLargeError` and ``read-only`` :class:`ReadOnlyStoreError`.
 A string holding a lone surrogate is invalid input on both backends.
@@ -240,6 +241,8 @@ def _check_path(path: Path) -> None:
 HOT_JOURNAL = "a crashed writer left a journal that only a writable open can roll back; open the store writable once"
 #: ``sqlite3_errcode``'s ``SQLITE_READONLY`` and ``SQLITE_READONLY_ROLLBACK``.
 SQLITE_READONLY, SQLITE_READONLY_ROLLBACK = 8, 776
+#: ``sqlite3_errcode``'s ``SQLITE_FULL``: the disk is full.
+SQLITE_FULL = 13
 
 
 def refused_write(what: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import (
     CoreTrap,
     DimensionMismatchError,
+    DiskFullError,
     InvalidRecordError,
     MemoryStoreError,
     RecordTooLargeError,
@@ -32,6 +33,7 @@ _CORE_ERRORS: dict[str, type[MemoryStoreError]] = {
     "invalid-input": InvalidRecordError,
     "capacity": StoreCapacityError,
     "storage": StorageFailure,
+    "disk-full": DiskFullError,
     "record-too-large": RecordTooLargeError,
     "result-too-large": ResultTooLargeError,
 }

@@ -22,6 +22,7 @@ import numpy as np
 from .._errors import (
     CoreTimeout,
     DimensionMismatchError,
+    DiskFullError,
     InvalidRecordError,
     MemoryStoreError,
     StorageFailure,
@@ -39,6 +40,7 @@ from ._contract import (
     PRAGMAS,
     SCHEMA,
     SCHEMA_VERSION,
+    SQLITE_FULL,
     SQLITE_READONLY,
     SQLITE_READONLY_ROLLBACK,
     TABLES,
@@ -179,6 +181,8 @@ class PythonMemoryIndex(_Guarded):
                         # A write SQLite itself refused: the file, its
                         # directory or its journal cannot be written.
                         raise self._read_only_error(str(exc)) from None
+                    if code & 0xFF == SQLITE_FULL:
+                        raise DiskFullError(str(exc)) from None
                     raise StorageFailure(str(exc)) from None
                 if isinstance(exc, UnicodeEncodeError):
                     raise _surrogate_error() from None

@@ -13,6 +13,7 @@ from .._errors import (
     BusyError,
     ConstraintError,
     CorruptError,
+    DiskFullError,
     MisuseError,
     NotFoundError,
     ReadOnlyError,
@@ -142,4 +143,5 @@ _CORE_ERRORS: dict[str, type[SQLiteError]] = {
     "not-found": NotFoundError,
     "misuse": MisuseError,
     "too-large": TooLargeError,
+    "disk-full": DiskFullError,
 }

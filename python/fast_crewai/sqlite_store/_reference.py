@@ -19,6 +19,7 @@ from .._errors import (
     ConstraintError,
     CoreTimeout,
     CorruptError,
+    DiskFullError,
     MisuseError,
     NotFoundError,
     ReadOnlyError,
@@ -51,6 +52,7 @@ _SQLITE_CODES: dict[int, type[SQLiteError]] = {
     6: BusyError,  # SQLITE_LOCKED
     8: ReadOnlyError,  # SQLITE_READONLY
     11: CorruptError,  # SQLITE_CORRUPT
+    13: DiskFullError,  # SQLITE_FULL
     26: CorruptError,  # SQLITE_NOTADB
     14: NotFoundError,  # SQLITE_CANTOPEN
     12: NotFoundError,  # SQLITE_NOTFOUND
