@@ -31,14 +31,6 @@ pub struct Store {
     read_only: bool,
 }
 
-/// A write in progress: see [`Store::begin`].
-struct Write<'s> {
-    tx: Transaction<'s>,
-    counter: u32,
-    index: &'s mut Index,
-    fresh: &'s mut Freshness,
-}
-
 /// What the index reflects of the file.
 struct Freshness {
     /// `PRAGMA data_version` when the index was last brought up to date;
@@ -237,7 +229,7 @@ impl Store {
     /// Starts a write transaction with the index brought up to date: the
     /// transaction, the change counter its commit moves past, and the index
     /// and freshness the write updates (borrowed beside the connection).
-    fn begin(&mut self) -> Result<Write<'_>, MemError> {
+    fn begin(&mut self) -> Result<(Transaction<'_>, u32, &mut Index, &mut Freshness), MemError> {
         let mut counts = Counts {
             loads: &mut self.loads,
             updates: &mut self.updates,
@@ -249,12 +241,7 @@ impl Store {
             &mut counts,
             &mut self.fresh,
         )?;
-        Ok(Write {
-            tx,
-            counter,
-            index: &mut self.index,
-            fresh: &mut self.fresh,
-        })
+        Ok((tx, counter, &mut self.index, &mut self.fresh))
     }
 
     fn sync(&mut self) -> Result<(), MemError> {
@@ -303,12 +290,7 @@ impl Store {
                 format!("records[{i}]")
             })?;
         }
-        let Write {
-            tx,
-            counter,
-            index,
-            fresh,
-        } = self.begin()?;
+        let (tx, counter, index, fresh) = self.begin()?;
         // Every embedding must have the store's dimension, or, in a store
         // without one yet, that of the batch's first embedding.
         let mut expected = index.dim();
@@ -426,12 +408,7 @@ impl Store {
     }
 
     fn delete_where(&mut self, filter: &Filter, forget_dim: bool) -> Result<u32, MemError> {
-        let Write {
-            tx,
-            counter,
-            index,
-            fresh,
-        } = self.begin()?;
+        let (tx, counter, index, fresh) = self.begin()?;
         if filter.is_empty() {
             let n = index.len();
             persist::delete_all(&tx, forget_dim)?;
@@ -612,12 +589,7 @@ impl Store {
             v @ Value::Array(_) => string_list(v, "ids").map_err(|_| invalid("ids must be a JSON array of strings"))?,
             _ => return Err(invalid("ids must be a JSON array of strings")),
         };
-        let Write {
-            tx,
-            counter,
-            index,
-            fresh,
-        } = self.begin()?;
+        let (tx, counter, index, fresh) = self.begin()?;
         let mut rows: Vec<usize> = ids.iter().filter_map(|id| index.row_of(id)).collect();
         rows.sort_unstable();
         rows.dedup();
