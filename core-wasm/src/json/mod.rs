@@ -18,9 +18,11 @@
 //! the same parsed value, so the core and the Python reference agree byte for
 //! byte.
 
+mod eq;
 mod read;
 mod write;
 
+pub use eq::json_eq;
 pub use write::{to_string, write_float, write_string, write_string_array, write_value};
 
 /// Arrays and objects nest at most this deep; the bracket that would open

@@ -3,7 +3,7 @@
 
 use super::index::Index;
 use super::{invalid, parse_json, MemError};
-use crate::json::{Number, Value};
+use crate::json::{json_eq, Value};
 
 /// A scope as the store keeps it: rooted, with a leading `/` added when it
 /// lacks one (`a/b` is `/a/b`), so that rooted prefixes reach it.
@@ -199,40 +199,5 @@ impl Matcher<'_> {
             Some(have) => json_eq(have, want),
             None => *want == Value::Null,
         })
-    }
-}
-
-/// JSON equality: numbers by value (an integer equals a float of the same
-/// value, exactly), objects regardless of member order.
-pub(super) fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Null, Value::Null) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::String(x), Value::String(y)) => x == y,
-        (Value::Number(x), Value::Number(y)) => number_eq(x, y),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.iter().any(|(k2, v2)| k == k2 && json_eq(v, v2)))
-        }
-        _ => false,
-    }
-}
-
-pub(super) fn number_eq(a: &Number, b: &Number) -> bool {
-    match (a, b) {
-        // The parser keeps integers canonical (no leading zeros, no "-0").
-        (Number::Integer(x), Number::Integer(y)) => x == y,
-        (Number::Float(x), Number::Float(y)) => x == y,
-        (Number::Integer(i), Number::Float(f)) | (Number::Float(f), Number::Integer(i)) => {
-            if f.fract() != 0.0 {
-                return false;
-            }
-            // `{:.0}` writes a float's exact integer value.
-            let text = format!("{f:.0}");
-            let text = if text == "-0" { "0" } else { text.as_str() };
-            text == i
-        }
     }
 }

@@ -1,8 +1,9 @@
 //! Schema checking and validation, case by case.
 
 use super::read::read;
-use super::schema::{json_eq, Schema, MAX_ERRORS};
+use super::schema::{Schema, MAX_ERRORS};
 use super::GuardError;
+use crate::json::json_eq;
 
 /// The violations of `value` (read leniently) as `path: message` lines.
 fn violations(schema: &str, value: &str) -> Vec<String> {

@@ -1,7 +1,8 @@
-use super::filter::{json_eq, Filter};
+use super::filter::Filter;
 use super::index::Index;
 use super::search::{vector_top_k, vector_top_k_exact, vector_top_k_quantized};
 use super::*;
+use crate::json::json_eq;
 use rusqlite::Connection;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
