@@ -30,6 +30,7 @@ Leases live in a context variable, so a nested call in the same invocation
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -44,6 +45,17 @@ _busy: set[int] = set()
 _busy_lock = threading.RLock()
 # How many stand-ins were made, by kind (for status and tests).
 _stand_ins = {"agents": 0, "tools": 0}
+
+
+def _after_fork_in_child() -> None:
+    # Only the lock: an invocation under way in the thread that forked goes
+    # on in the child, holding its leases. One a parent thread held leaves
+    # its object marked busy, which only costs later invocations a stand-in.
+    global _busy_lock
+    _busy_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def agent_twin(agent: Any) -> Any:
