@@ -48,11 +48,13 @@ _stand_ins = {"agents": 0, "tools": 0}
 
 
 def _after_fork_in_child() -> None:
-    # Only the lock: an invocation under way in the thread that forked goes
-    # on in the child, holding its leases. One a parent thread held leaves
-    # its object marked busy, which only costs later invocations a stand-in.
-    global _busy_lock
+    # The hook runs in the thread that forked, in its context: its own
+    # invocations go on in the child and keep what they use in person; the
+    # other threads' are gone, and their leases with them. Counts start over.
+    global _busy, _busy_lock
+    _busy = {key for key, used in _held.get().items() if id(used) == key and key in _busy}
     _busy_lock = threading.RLock()
+    _stand_ins.update(agents=0, tools=0)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
