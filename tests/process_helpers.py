@@ -114,6 +114,7 @@ FORK_RESET_LOCKS = (
     ("fast_crewai.tasks._pool", "_pool_lock"),
     ("fast_crewai.tasks._locks", "_locks_guard"),
     ("fast_crewai.tasks._flow_state", "_lock"),
+    ("fast_crewai.tasks._loop_executor", "_lock"),
     ("fast_crewai.tasks._invocations", "_busy_lock"),
     ("fast_crewai.tool_guard._schema_cache", "_lock"),
     ("crewai.events.event_bus", "CrewAIEventsBus._instance_lock"),

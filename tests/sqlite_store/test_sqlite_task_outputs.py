@@ -174,6 +174,28 @@ def test_an_old_table_gets_its_task_key_column(backend: str, tmp_path: Path) -> 
     assert storage.load()[0]["task_key"] == make_task(1).key
 
 
+def test_a_handler_on_a_made_table_does_not_queue_for_the_named_lock(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fast_crewai.sqlite_store import _task_outputs
+
+    taken: list[str] = []
+    real_lock = _task_outputs.store_lock
+
+    def counting_lock(name: str, **kwargs: Any) -> Any:
+        taken.append(name)
+        return real_lock(name, **kwargs)
+
+    monkeypatch.setattr(_task_outputs, "store_lock", counting_lock)
+    path = str(tmp_path / "outputs.db")
+    KickoffTaskOutputsStorage(path)
+    assert len(taken) == 1  # the file and table are made under the lock
+    second = KickoffTaskOutputsStorage(path)
+    assert len(taken) == 1
+    second.add(make_task(1), output(1), 1)
+    assert len(taken) == 2 and [row["task_index"] for row in second.load()] == [1]
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

@@ -220,3 +220,33 @@ def test_cancelling_akickoff_for_each_cancels_every_copy(tasks_on: None) -> None
             time.sleep(0.01)
     assert sorted(cancelled) == sorted(data["company"] for data in research.inputs(3))
     assert time.monotonic() - began < 30
+
+
+CALL_THREADS: list[str] = []
+
+
+class ThreadNamingLLM(GaugedLLM):
+    """Records the name of each thread its calls (its copies' too) run on."""
+
+    def call(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        CALL_THREADS.append(threading.current_thread().name)
+        return super().call(messages, *args, **kwargs)
+
+
+def test_akickoff_copies_share_one_executor_across_loops(tasks_on: None) -> None:
+    from fast_crewai.tasks._loop_executor import loop_executor
+
+    names = CALL_THREADS
+    names.clear()
+    llm = ThreadNamingLLM(latency=0.02)
+    crew = research.research_crew(llm, summary=True)
+    first = asyncio.run(crew.akickoff_for_each(research.inputs(4)))
+    executor = loop_executor()
+    threads_after_first = len(executor._threads)
+    second = asyncio.run(crew.akickoff_for_each(research.inputs(4)))
+    assert outputs(first) == outputs(second) == outputs(stock_run(4)[0])
+    # CrewAI's blocking steps (the LLM call among them) ran on the shared
+    # executor, which outlived every copy's loop and served the next call.
+    assert names and all(name.startswith("fast-crewai-step") for name in names), set(names)
+    assert loop_executor() is executor and not executor._shutdown
+    assert len(executor._threads) <= max(threads_after_first, 1) * 2

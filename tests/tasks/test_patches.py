@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from crewai import Crew, Memory, Task
 from crewai.agent.core import Agent
+from crewai.flow.flow_wrappers import FlowMethod
 from crewai.flow.runtime import Flow
 from crewai.memory.unified_memory import Memory as MemoryClass
 from crewai.utilities.crew.models import CrewContext
@@ -27,7 +28,8 @@ PATCHED = {
     Task: ("execute_async", "_execute_core", "_aexecute_core"),
     Agent: ("execute_task", "aexecute_task"),
     MemoryClass: ("_submit_save", "drain_writes"),
-    Flow: ("_create_initial_state",),
+    Flow: ("_create_initial_state", "_find_triggered_methods"),
+    FlowMethod: ("__get__",),
 }
 
 
@@ -54,7 +56,7 @@ def test_enable_replaces_and_disable_restores_exactly(monkeypatch: pytest.Monkey
     stock_for_each_async = Crew.__dict__["kickoff_for_each_async"]
     report = patches.enable_acceleration()
     tasks = report["components"]["tasks"]
-    assert tasks["active"] == tasks["available"] and len(tasks["active"]) == 8
+    assert tasks["active"] == tasks["available"] and len(tasks["active"]) == 9
     patched = snapshot()
     assert all(patched[key] is not stock[key] for key in stock), [k for k in stock if patched[k] is stock[k]]
     # CrewAI's own, calling the patched Crew.kickoff_async for each copy.

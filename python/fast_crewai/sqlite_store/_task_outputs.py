@@ -197,15 +197,25 @@ class KickoffTaskOutputsStorage:
         logger.error(message)
         return DatabaseOperationError(message, error)
 
+    @staticmethod
+    def _columns(db: AcceleratedSQLiteWrapper) -> set[str]:
+        return {row[1] for row in db.query(f"PRAGMA table_info({TABLE})")}
+
     @_stock_while_connect_replaced
     def _initialize_db(self) -> None:
         """Creates the table, and adds ``task_key`` to a table from before it
         existed."""
         try:
+            # Every crew (each copy too) makes a handler, and the table is
+            # nearly always there: one read without CrewAI's named lock, for
+            # which concurrent crews queue. Stock's statements change
+            # nothing then either.
+            with self._open() as db:
+                if "task_key" in self._columns(db):
+                    return
             with store_lock(self._lock_name), self._open() as db, db.transaction():
                 db.execute(CREATE_TABLE)
-                columns = {row[1] for row in db.query(f"PRAGMA table_info({TABLE})")}
-                if "task_key" not in columns:
+                if "task_key" not in self._columns(db):
                     db.execute(f"ALTER TABLE {TABLE} ADD COLUMN task_key TEXT")
         except (SQLiteError, CoreTrap) as e:
             raise self._failed(DatabaseError.INIT_ERROR, e) from e
@@ -222,20 +232,22 @@ class KickoffTaskOutputsStorage:
         """Adds (or replaces) the record of ``task``."""
         inputs = inputs or {}
         try:
+            # Encoded before taking the lock other crews queue for.
+            row = (
+                str(task.id),
+                task.key,
+                task.expected_output,
+                json.dumps(output, cls=CrewJSONEncoder),
+                task_index,
+                json.dumps(inputs, cls=CrewJSONEncoder),
+                was_replayed,
+            )
             with store_lock(self._lock_name), self._open() as db:
                 db.execute(
                     f"INSERT OR REPLACE INTO {TABLE}"
                     " (task_id, task_key, expected_output, output, task_index, inputs, was_replayed)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        str(task.id),
-                        task.key,
-                        task.expected_output,
-                        json.dumps(output, cls=CrewJSONEncoder),
-                        task_index,
-                        json.dumps(inputs, cls=CrewJSONEncoder),
-                        was_replayed,
-                    ),
+                    row,
                 )
         except (SQLiteError, CoreTrap) as e:
             raise self._failed(DatabaseError.SAVE_ERROR, e) from e
