@@ -12,6 +12,15 @@ class CoreUnavailable(FastCrewAIError):
     wasmtime, an incompatible platform); the message says why."""
 
 
+class OpenedBeforeFork(CoreUnavailable):
+    """A store, wrapper or connection opened before ``os.fork()`` was used in
+    the child process. Its core instance, SQLite connection and lock file
+    belong to the parent, which still uses them: open it again in the
+    child. A :class:`CoreUnavailable`, since the core instance it holds is
+    not this process's (a store on the pure-Python backend raises it too:
+    its connection and lock are the parent's just the same)."""
+
+
 class ConfigurationError(FastCrewAIError, ValueError):
     """A ``FAST_CREWAI_*`` setting holds a value fast-crewai cannot use; the
     message names the variable, the value and what is accepted."""

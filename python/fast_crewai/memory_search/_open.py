@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runtime import forks
 from ..runtime.filelock import why_unwritable
 from ._contract import MemoryIndex
 
@@ -21,6 +23,19 @@ class _Shared:
 
 _shared_lock = threading.Lock()
 _shared: dict[tuple[str, Path, bool], _Shared] = {}
+
+
+def _after_fork_in_child() -> None:
+    # The parent's indexes are the parent's (see runtime.forks): a store
+    # opened in the child gets an index of its own. They are kept, never
+    # closed here, and the stores holding them refuse calls.
+    global _shared_lock, _shared
+    forks.keep(_shared)
+    _shared_lock = threading.Lock()
+    _shared = {}
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def open_index(backend: str, database: Path, read_only: bool = False) -> MemoryIndex:

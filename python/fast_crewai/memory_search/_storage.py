@@ -44,7 +44,7 @@ from crewai.memory.types import MemoryRecord, ScopeInfo
 
 from .._errors import DimensionMismatchError, MemoryStoreError, ReadOnlyStoreError
 from ..runtime import backend as _backend
-from ..runtime import reaper
+from ..runtime import forks, reaper
 from ..runtime.filelock import CANNOT_WRITE
 from ._contract import U32_MAX, MemoryIndex
 from ._open import open_index, release_index
@@ -121,19 +121,26 @@ class AcceleratedMemoryStorage:
                 self.path,
                 self.path,
             )
+        self._backend_asked = backend
         self.backend = backend or _backend.active()
         self._read_only_asked = read_only
         reaper.start()
-        self._index = open_index(self.backend, self.database, read_only)
+        self._open()
+
+    # -------------------------------------------------------------- plumbing
+
+    def _open(self) -> None:
+        self._index = open_index(self.backend, self.database, self._read_only_asked)
+        self._born = forks.generation
         # The collector may find this store while its thread holds the
         # index's lock or is inside the core: only queue the release.
         self._release = weakref.finalize(self, reaper.defer, release_index, self._index)
 
-    # -------------------------------------------------------------- plumbing
-
     def _live(self) -> MemoryIndex:
         if not self._release.alive:
             raise MemoryStoreError(f"the memory store {self.database} is closed")
+        if self._born != forks.generation:
+            raise forks.opened_before_fork(f"the memory store {self.database}")
         return self._index
 
     @staticmethod
@@ -348,20 +355,35 @@ class ReopeningMemoryStorage(AcceleratedMemoryStorage):
     ``close()`` releases the shared index, its core instance and its file
     handles now, as :class:`AcceleratedMemoryStorage`'s does, and the next
     call opens them again, to be released by the next ``close()`` or by the
-    collector. A store built directly still refuses calls once closed."""
+    collector. A store built directly still refuses calls once closed.
 
-    def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, backend: str | None = None, read_only: bool = False
-    ) -> None:
-        # Taken only here, around open_index (so before its _shared_lock),
-        # never by a finalizer.
-        self._reopen_lock = threading.Lock()
-        super().__init__(path, backend=backend, read_only=read_only)
+    Likewise in a process forked after it was opened (see
+    :mod:`~fast_crewai.runtime.forks`), where the index it holds is the
+    parent's: its next call opens its own, on the backend this process
+    chooses (unless one was asked for), since the ``Memory`` holding it
+    cannot be told to open it again."""
 
     def _live(self) -> MemoryIndex:
-        if not self._release.alive:
-            with self._reopen_lock:
+        if not self._release.alive or self._born != forks.generation:
+            with _reopen_lock:
+                if self._born != forks.generation:
+                    # Forgotten, not released: the parent's index (kept by
+                    # _open's fork hook).
+                    self._release.detach()
+                    self.backend = self._backend_asked or _backend.active()
                 if not self._release.alive:
-                    self._index = open_index(self.backend, self.database, self._read_only_asked)
-                    self._release = weakref.finalize(self, reaper.defer, release_index, self._index)
+                    self._open()
         return self._index
+
+
+# Taken only around a reopening's open_index (so before its _shared_lock),
+# never by a finalizer. One for all stores: they reopen rarely.
+_reopen_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _reopen_lock
+    _reopen_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -6,6 +6,11 @@ used by one thread at a time. An instance gets WASI with no ambient
 authority: no environment, no arguments, no stdio, and at most one
 preopened directory. A trap discards the instance; the next call
 instantiates afresh and resources reopen themselves.
+
+After ``os.fork()`` the child cannot use a core its parent loaded (see
+:mod:`.forks`): a Runtime made before the fork, and every instance and
+resource of it, refuses calls in the child and is forgotten when closed
+there; and no new Runtime can be made in the child.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from wasmtime.component._enter import maybe_raise_last_exn
 from wasmtime.component._types import ResultType
 
 from .._errors import CoreOutOfMemory, CoreTimeout, CoreTrap, CoreUnavailable
+from . import forks
 from .settings import cache_dir, call_timeout, memory_limit_bytes
 
 # The component ships at the package root, beside the public modules.
@@ -289,6 +295,8 @@ class Instance:
 
     def __init__(self, runtime: Runtime, grant: Path | None, key: Any = None) -> None:
         self.runtime = runtime
+        # The fork generation of the process its runtime belongs to.
+        self._born = runtime.born
         self.grant = grant
         self.key = key
         # How many stores and connections hold this instance (see
@@ -326,6 +334,16 @@ class Instance:
             export = self._exports[interface, name] = _Export(func, store)
         return export
 
+    def inherited(self) -> bool:
+        """Whether this instance is its parent's, this process being a
+        fork of the one that made it (cheap: called per call)."""
+        return self._born != forks.generation
+
+    def check_owned(self) -> None:
+        """Raises :class:`~fast_crewai.OpenedBeforeFork` in a forked child."""
+        if self._born != forks.generation:
+            raise forks.opened_before_fork("the store or connection of this core instance")
+
     def discard(self) -> None:
         """Drops the instance; the next call instantiates a fresh one."""
         store = self._store
@@ -341,7 +359,15 @@ class Instance:
             store.close()
 
     def close(self) -> None:
-        """Frees the Store (memory and file descriptors) now."""
+        """Frees the Store (memory and file descriptors) now. In a forked
+        child, an instance of the parent is only forgotten, without its
+        lock (a parent thread may have held it at the fork)."""
+        if self.inherited():
+            forks.keep(self._store, self._instance, self._exports)
+            self._store = None
+            self._instance = None
+            self._exports = {}
+            return
         with self.lock:
             self.discard()
 
@@ -351,6 +377,7 @@ class Instance:
         string result is its UTF-8 bytes (for a parser that reads bytes:
         decoding it here, for the parser to encode it again, costs both
         ways)."""
+        self.check_owned()
         with self.lock:
             export = self._export(interface, name)
             store = self._store
@@ -365,6 +392,8 @@ class Instance:
 
     def drop_resource(self, handle: Any, generation: int) -> None:
         """Frees a resource handle if it belongs to the live instance."""
+        if self.inherited():
+            return
         with self.lock:
             if generation == self.generation and self._store is not None:
                 try:
@@ -422,12 +451,18 @@ class Resource:
         name = self._methods.get(method)
         if name is None:
             name = self._methods[method] = f"[method]{self.resource}.{method}"
-        with self.instance.lock:
+        instance = self.instance
+        # Before its lock, which a thread of the parent may have held at a fork.
+        instance.check_owned()
+        with instance.lock:
             handle = self._live_handle()
-            return self.instance.call(self.interface, name, handle, *args, as_bytes=as_bytes)
+            return instance.call(self.interface, name, handle, *args, as_bytes=as_bytes)
 
     def reopen(self) -> None:
         """Drops the handle; the next call opens the resource again."""
+        if self.instance.inherited():
+            self._handle = None
+            return
         with self.instance.lock:
             if self._handle is not None:
                 self.instance.drop_resource(self._handle, self._generation)
@@ -456,10 +491,19 @@ def _prune_cache(directory: Path) -> None:
                 stale.unlink()
 
 
+# The fork generation in which this process (or the parent it was forked
+# from) made its first Runtime: wasmtime's I/O runtime may have started then.
+_started_in: int | None = None
+
+
 class Runtime:
     """The process-wide Engine, compiled component and instances."""
 
     def __init__(self, artifact: Path | None = None) -> None:
+        global _started_in
+        if _started_in is not None and _started_in != forks.generation:
+            raise CoreUnavailable(forks.CORE_STARTED_IN_PARENT)
+        _started_in = self.born = forks.generation
         started = time.perf_counter()
         artifact = artifact or Path(os.environ.get("FAST_CREWAI_CORE_PATH") or ARTIFACT)
         if not artifact.exists():
@@ -547,6 +591,7 @@ class Runtime:
         it (about 2 ms and 0.5 MiB each). The caller closes it
         (:meth:`Instance.close`). Raises ``FileNotFoundError`` when the
         directory does not exist."""
+        self._check_owned()
         directory = directory.resolve()
         directory.stat()
         return Instance(self, directory)
@@ -558,6 +603,7 @@ class Runtime:
         the same path is another directory (keyed by device and inode), so
         it never gets an instance whose preopen points at the old one.
         Raises ``FileNotFoundError`` when the directory does not exist."""
+        self._check_owned()
         directory = directory.resolve()
         stat = directory.stat()
         key = (directory, stat.st_dev, stat.st_ino)
@@ -569,7 +615,11 @@ class Runtime:
             return instance
 
     def release(self, instance: Instance) -> None:
-        """Gives back a lease; the last one closes the instance."""
+        """Gives back a lease; the last one closes the instance (in a forked
+        child, forgets the parent's instance without the table's lock)."""
+        if instance.inherited():
+            instance.close()
+            return
         with self._lock:
             instance.leases -= 1
             if instance.leases > 0 or self._instances.get(instance.key) is not instance:
@@ -588,10 +638,16 @@ class Runtime:
         threads run the core in parallel (the GIL is released while wasm
         runs) instead of queueing on one instance's lock. An instance costs
         ~0.3 ms to make and ~0.2 MB, and goes away with its thread."""
+        self._check_owned()
         instance: Instance | None = getattr(self._local, "stateless", None)
         if instance is None:
             instance = self._local.stateless = Instance(self, None)
         return instance
+
+    def _check_owned(self) -> None:
+        # Before the lock, which a thread of the parent may have held at a fork.
+        if self.born != forks.generation:
+            raise CoreUnavailable(forks.CORE_STARTED_IN_PARENT)
 
     def info(self) -> dict[str, Any]:
         return {

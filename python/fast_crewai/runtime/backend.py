@@ -3,6 +3,9 @@
 ``FAST_CREWAI_BACKEND`` is ``auto`` (the default: the core, or Python with
 one warning saying why the core could not load), ``wasm`` (the core or an
 error) or ``python``.
+
+A process forked after its parent loaded the core cannot use the core (see
+:mod:`.forks`): there the core is unavailable, and the reason says why.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import CoreUnavailable, FastCrewAIError
-from . import settings
+from . import forks, settings
 
 if TYPE_CHECKING:
     from ._wasm import Runtime
@@ -23,9 +26,26 @@ CHOICES = ("auto", "wasm", "python")
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
+# Set while a thread loads the core: a fork then may catch wasmtime half started.
+_loading = False
 _load_error: str | None = None
 _warned = False
 _override: str | None = None
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _runtime, _loading, _load_error, _warned
+    _lock = threading.Lock()
+    if _runtime is not None or _loading:
+        # The parent's Runtime stays reachable from the stores opened with
+        # it, which refuse calls here (``forks.generation``).
+        _runtime = None
+        _loading = False
+        _load_error = forks.CORE_STARTED_IN_PARENT
+        _warned = False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def requested() -> str:
@@ -46,7 +66,7 @@ def override(name: str | None) -> None:
 def runtime() -> Runtime:
     """The loaded core, loading it on first use; raises
     :class:`CoreUnavailable` with the reason when it cannot load."""
-    global _runtime, _load_error
+    global _runtime, _loading, _load_error
     if _runtime is not None:
         return _runtime
     with _lock:
@@ -56,6 +76,7 @@ def runtime() -> Runtime:
             raise CoreUnavailable(_load_error)
         # A bad setting is the user's to fix, not a reason to fall back.
         settings.check_all()
+        _loading = True
         try:
             from ._wasm import Runtime
 
@@ -66,6 +87,8 @@ def runtime() -> Runtime:
         except Exception as exc:  # any failure to load means: no core here
             _load_error = f"{type(exc).__name__}: {exc}"
             raise CoreUnavailable(_load_error) from exc
+        finally:
+            _loading = False
         return _runtime
 
 

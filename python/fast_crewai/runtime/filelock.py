@@ -13,6 +13,10 @@ may not write, cannot create the sidecar: it locks an existing one opened
 read-only, and reads without one while there is none (nothing can write
 through such a directory; a writer through another, writable mount creates
 it at its first call, and readers use it from their next).
+
+A lock made before ``os.fork()`` is refused in the child: its descriptor's
+open file description, which holds the ``flock``, is shared with the parent,
+so the child taking or dropping it would take or drop the parent's lock.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 from pathlib import Path
 
 from .._errors import UnsupportedPlatformError
+from . import forks
 
 try:
     import fcntl
@@ -87,6 +92,7 @@ class FileLock:
         self.timeout = timeout
         self.read_only = read_only
         self._thread_lock = threading.RLock()
+        self._born = forks.generation
         self._fd: int | None = None
         self._depth = 0
         self._exclusive = False
@@ -140,10 +146,23 @@ class FileLock:
                 delay = min(delay * 2, 0.05)
 
     def hold(self, exclusive: bool) -> _Held:
-        """Holds the lock (shared or exclusive) for a ``with`` block."""
+        """Holds the lock (shared or exclusive) for a ``with`` block; raises
+        :class:`~fast_crewai.OpenedBeforeFork` in a process forked after the
+        lock was made."""
+        if self._born != forks.generation:
+            database = self.path.name.removesuffix(".lock")
+            raise forks.opened_before_fork(f"the store or connection on {database}")
         return _Held(self, exclusive)
 
     def close(self) -> None:
+        if self._born != forks.generation:
+            # The parent's: closing the child's descriptor leaves the lock,
+            # held through the parent's, as it is; its thread lock may have
+            # been held by a parent thread at the fork.
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
+            return
         with self._thread_lock:
             if self._fd is not None:
                 os.close(self._fd)

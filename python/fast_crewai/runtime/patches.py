@@ -61,6 +61,15 @@ _state = _State()
 _lock = threading.RLock()
 
 
+def _after_fork_in_child() -> None:
+    # The patches stay applied; the lock may have been held by a parent thread.
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def register(patch: Patch) -> None:
     """Adds a patch to the registry (once per name)."""
     if patch.component not in COMPONENTS:
@@ -223,8 +232,11 @@ def format_status(report: dict[str, Any]) -> str:
             f"core: {core['artifact']} sha256 {core['artifact_sha256'][:16]}  wasmtime {core['wasmtime_version']}"
             f"  load {core['load_ms']} ms  cache {'hit' if core['compile_cache_hit'] else 'miss'}"
         )
-    if core.get("load_error"):
-        lines.append(f"core unavailable: {core['load_error']}")
+    # load_error: the Python backend serves instead; error: none serves
+    # (FAST_CREWAI_BACKEND=wasm without the core).
+    unavailable = core.get("load_error") or core.get("error")
+    if unavailable:
+        lines.append(f"core unavailable: {unavailable}")
     if report["version_problem"]:
         lines.append(f"note: {report['version_problem']}")
     lines.append(f"{'component':<14}{'switch':<8}{'backend':<9}patches")

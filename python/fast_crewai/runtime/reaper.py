@@ -18,12 +18,19 @@ callback), and the work runs later with no lock held:
 
 ``close()`` does not go through here: it detaches its finalizer and releases
 synchronously, in the caller's thread.
+
+In a process forked from one where the thread ran, the thread is gone: the
+fork hook below forgets it (the next constructor starts one) and gives the
+locks fresh. Releases queued in the parent run in the child too, on what the
+child copied, where closing something opened before the fork forgets it
+(:mod:`.forks`).
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -42,6 +49,18 @@ _start_lock = threading.Lock()
 # held only to count (never while a release runs, never by a finalizer).
 _running = 0
 _running_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _thread, _start_lock, _running, _running_lock
+    _thread = None
+    _start_lock = threading.Lock()
+    # A release a parent thread was running does not go on here.
+    _running = 0
+    _running_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def defer(work: Callable[..., object], *args: Any) -> None:

@@ -26,6 +26,7 @@ from .._errors import (
     SQLiteError,
     TooLargeError,
 )
+from ..runtime import forks
 from ..runtime.settings import call_timeout
 from ._contract import (
     MAX_VALUE_BYTES,
@@ -138,6 +139,7 @@ class PythonConnection:
         self._mode = mode
         self._timeout = timeout
         self._conn: sqlite3.Connection | None = None
+        self._born = forks.generation
         self._deadline = math.inf
         self._statements: dict[str, _Statement] = {}
 
@@ -340,5 +342,10 @@ class PythonConnection:
 
     def close(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            if self._born != forks.generation:
+                # The parent's connection, maybe inside its transaction:
+                # closing it here would roll that back.
+                forks.keep(self._conn, self._statements)
+            else:
+                self._conn.close()
             self._conn = None

@@ -44,6 +44,7 @@ from crewai.utilities.errors import DatabaseError, DatabaseOperationError
 from crewai_core.lock_store import lock as store_lock
 
 from .._errors import CoreTrap, SQLiteError
+from ..runtime import forks
 
 if TYPE_CHECKING:
     from crewai.task import Task
@@ -121,6 +122,18 @@ def _stock_while_connect_replaced(method: Callable[P, R]) -> Callable[P, R]:
 # the close), so a thread still using it is never cut off.
 _connections: OrderedDict[tuple[str, str], tuple[tuple[int, int], AcceleratedSQLiteWrapper]] = OrderedDict()
 _connections_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's connections are the parent's (see runtime.forks): the
+    # child opens its own. Kept, never closed here.
+    global _connections, _connections_lock
+    forks.keep(_connections)
+    _connections = OrderedDict()
+    _connections_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 # Files whose connections stay open at once (a process normally has one).
 KEPT_CONNECTIONS = 4
 

@@ -112,7 +112,7 @@ from .._errors import (
     SQLiteError,
 )
 from ..runtime import backend as _backend
-from ..runtime import reaper
+from ..runtime import forks, reaper
 from ..runtime.filelock import FileLock, LockFileRefused, LockTimeout
 from ._contract import (
     MODES,
@@ -152,6 +152,7 @@ class AcceleratedSQLiteWrapper:
         self._lock = FileLock(self.path, timeout, read_only=mode == "read-only")
         self._journal_path = f"{self.path}-journal"
         self._mutex = threading.RLock()
+        self._born = forks.generation
         self._depth = 0
         # Why the current transaction can no longer commit, once it cannot.
         self._broken: SQLiteError | CoreTrap | None = None
@@ -185,8 +186,14 @@ class AcceleratedSQLiteWrapper:
             raise MisuseError(f"{self.path.name}: the connection is closed")
         return self._conn
 
+    def _check_owned(self) -> None:
+        # Before the mutex, which a thread of the parent may have held at a fork.
+        if self._born != forks.generation:
+            raise forks.opened_before_fork(f"the SQLite wrapper on {self.path.name}")
+
     @contextmanager
     def _locked(self, write: bool) -> Iterator[_Connection]:
+        self._check_owned()
         with self._mutex:
             conn = self._connection()
             held, _ = self._acquire(conn, write)
@@ -229,6 +236,7 @@ class AcceleratedSQLiteWrapper:
     def _call(self, write: bool, work: Callable[[_Connection], Any]) -> Any:
         # _locked's work without its generator and exit stack: every
         # statement comes through here.
+        self._check_owned()
         with self._mutex:
             conn = self._connection()
             held, journal = self._acquire(conn, write)
@@ -336,7 +344,14 @@ class AcceleratedSQLiteWrapper:
                 conn.control(f"RELEASE {savepoint}")
 
     def close(self) -> None:
-        """Closes the connection; later calls raise :class:`MisuseError`."""
+        """Closes the connection; later calls raise :class:`MisuseError`.
+        In a process forked after it was opened, forgets it instead (see
+        :mod:`~fast_crewai.runtime.forks`), inside a transaction too."""
+        if self._born != forks.generation:
+            if self._finalizer.detach() is not None and self._conn is not None:
+                _close_quietly(self._conn, self._lock)
+            self._conn = None
+            return
         with self._mutex:
             if self._depth:
                 raise MisuseError("close() inside transaction(): leave the block first")

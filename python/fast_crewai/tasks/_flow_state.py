@@ -17,12 +17,22 @@ is CrewAI's own code.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 from uuid import uuid4
 
 _classes: dict[type, type] = {}
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # The classes made stay good; the lock may have been held by a parent thread.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _with_id(flow_state: type, state_type: type) -> type:

@@ -30,6 +30,7 @@ Leases live in a context variable, so a nested call in the same invocation
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -44,6 +45,19 @@ _busy: set[int] = set()
 _busy_lock = threading.RLock()
 # How many stand-ins were made, by kind (for status and tests).
 _stand_ins = {"agents": 0, "tools": 0}
+
+
+def _after_fork_in_child() -> None:
+    # The hook runs in the thread that forked, in its context: its own
+    # invocations go on in the child and keep what they use in person; the
+    # other threads' are gone, and their leases with them. Counts start over.
+    global _busy, _busy_lock
+    _busy = {key for key, used in _held.get().items() if id(used) == key and key in _busy}
+    _busy_lock = threading.RLock()
+    _stand_ins.update(agents=0, tools=0)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def agent_twin(agent: Any) -> Any:

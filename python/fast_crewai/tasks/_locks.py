@@ -31,6 +31,17 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # A lock a thread of the parent held at the fork stays held here, by no
+    # thread: a fresh queue. The file locks behind it exclude the parent.
+    global _locks, _locks_guard
+    _locks = {}
+    _locks_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _named(name: str) -> threading.Lock:
     with _locks_guard:
         lock = _locks.get(name)

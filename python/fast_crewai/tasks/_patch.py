@@ -31,6 +31,9 @@
   (:mod:`._flow_dispatch`).
 - ``tasks.lock_queue``: threads queue in-process for CrewAI's named file
   locks instead of polling them (:mod:`._locks`).
+- ``tasks.event_bus_after_fork``: in a process forked after CrewAI's event
+  bus ran, the bus starts its threads again instead of waiting forever for
+  the parent's (:mod:`._event_bus`).
 
 Every patch replaces methods, rebinds a function or sets CrewAI's lock
 backend, and its undo puts the originals back.
@@ -48,7 +51,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..runtime.patches import Patch, PatchTargetMissing, rebind, register
-from . import _drain, _flow_dispatch, _flow_state, _locks, _runs
+from . import _drain, _event_bus, _flow_dispatch, _flow_state, _locks, _runs
 from ._invocations import leased, leased_elsewhere
 from ._loop_executor import loop_executor
 from ._pool import host_pool, in_pool_worker
@@ -423,6 +426,11 @@ for _name, _apply, _description in (
         "tasks.lock_queue",
         _apply_lock_queue,
         "threads queue in-process for CrewAI's named file locks instead of polling them",
+    ),
+    (
+        "tasks.event_bus_after_fork",
+        _event_bus.apply,
+        "a process forked after CrewAI's event bus ran starts the bus's threads again",
     ),
 ):
     register(Patch(name=_name, component="tasks", apply=_apply, description=_description))

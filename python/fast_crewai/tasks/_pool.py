@@ -29,6 +29,10 @@ Three properties the rest of the package relies on:
 Threads start on demand up to the bound and live until the pool shuts down,
 at interpreter exit (queued jobs are cancelled, running ones finish). After
 that, work submitted runs in the submitting thread.
+
+A process forked from one that used the pool has none of its threads: there
+the next :func:`host_pool` makes a new pool (the parent's is dropped, never
+joined), with counts from zero.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextvars
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -260,6 +265,17 @@ def pool_status() -> dict[str, Any]:
         return {"created": False, "max_workers": max_workers()}
     except ConfigurationError as exc:  # status reports, never fails
         return {"created": False, "error": str(exc)}
+
+
+def _after_fork_in_child() -> None:
+    # The parent's pool counts idle workers whose threads do not exist here:
+    # a job submitted to it would wait for them forever.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _at_exit() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 from typing import Any
 
@@ -20,6 +21,15 @@ _installed: set[type] = set()
 # (class, args, kwargs) -> the schema as JSON text.
 _texts: dict[tuple[Any, ...], str] = {}
 _MAX_ENTRIES = 4096
+
+
+def _after_fork_in_child() -> None:
+    # The schemas kept stay good; the lock may have been held by a parent thread.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _generic() -> Any:
