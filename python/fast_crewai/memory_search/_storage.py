@@ -386,4 +386,4 @@ def _after_fork_in_child() -> None:
     _reopen_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)

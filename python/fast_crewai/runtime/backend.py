@@ -45,7 +45,7 @@ def _after_fork_in_child() -> None:
         _warned = False
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)
 
 
 def requested() -> str:

@@ -32,6 +32,7 @@ compares it with the current one before it touches anything.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from .._errors import OpenedBeforeFork
 
@@ -49,7 +50,14 @@ def _bump() -> None:
     generation += 1
 
 
-os.register_at_fork(after_in_child=_bump)
+def in_child(hook: Callable[[], None]) -> None:
+    """Runs ``hook`` in every child ``os.fork()`` makes (where fork exists:
+    not on Windows)."""
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=hook)
+
+
+in_child(_bump)
 
 
 #: Why the core is unavailable in a process forked after its parent loaded it.

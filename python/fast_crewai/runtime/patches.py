@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import backend as _backend
+from . import forks
 
 logger = logging.getLogger("fast_crewai")
 
@@ -67,7 +68,7 @@ def _after_fork_in_child() -> None:
     _lock = threading.RLock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)
 
 
 def register(patch: Patch) -> None:

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from . import forks
 
 logger = logging.getLogger("fast_crewai")
 
@@ -60,7 +61,7 @@ def _after_fork_in_child() -> None:
     _running_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)
 
 
 def defer(work: Callable[..., object], *args: Any) -> None:

@@ -133,7 +133,7 @@ def _after_fork_in_child() -> None:
     _connections_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)
 # Files whose connections stay open at once (a process normally has one).
 KEPT_CONNECTIONS = 4
 

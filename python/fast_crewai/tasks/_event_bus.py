@@ -17,7 +17,6 @@ the next ``emit`` starts its own, and gives its locks fresh.
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -45,7 +44,7 @@ def _after_fork_in_child() -> None:
         bus._executor_initialized = False
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)
 
 
 def apply() -> Callable[[], None]:

@@ -17,10 +17,11 @@ is CrewAI's own code.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 from uuid import uuid4
+
+from ..runtime import forks
 
 _classes: dict[type, type] = {}
 _lock = threading.Lock()
@@ -32,7 +33,7 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)
 
 
 def _with_id(flow_state: type, state_type: type) -> type:

@@ -30,12 +30,13 @@ Leases live in a context variable, so a nested call in the same invocation
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any
+
+from ..runtime import forks
 
 _EMPTY: Mapping[int, Any] = MappingProxyType({})
 # id(original) -> the object this context uses for it (itself or a stand-in).
@@ -57,7 +58,7 @@ def _after_fork_in_child() -> None:
     _stand_ins.update(agents=0, tools=0)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)
 
 
 def agent_twin(agent: Any) -> Any:

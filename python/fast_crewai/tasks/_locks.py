@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..runtime import forks
+
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -39,7 +41,7 @@ def _after_fork_in_child() -> None:
     _locks_guard = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)
 
 
 def _named(name: str) -> threading.Lock:

@@ -25,6 +25,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from ..runtime import forks
 from ..runtime.settings import max_workers
 
 
@@ -60,5 +61,4 @@ def _forget_in_child() -> None:
     _lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):  # POSIX only, as fork is
-    os.register_at_fork(after_in_child=_forget_in_child)
+forks.in_child(_forget_in_child)

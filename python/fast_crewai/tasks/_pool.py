@@ -40,13 +40,13 @@ from __future__ import annotations
 import atexit
 import collections
 import contextvars
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from .._errors import ConfigurationError
+from ..runtime import forks
 from ..runtime.settings import DEFAULT_MAX_WORKERS, max_workers
 
 T = TypeVar("T")
@@ -275,7 +275,7 @@ def _after_fork_in_child() -> None:
     _pool_lock = threading.RLock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)
 
 
 def _at_exit() -> None:

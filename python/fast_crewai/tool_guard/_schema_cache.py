@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 from typing import Any
+
+from ..runtime import forks
 
 _lock = threading.Lock()
 _installed: set[type] = set()
@@ -29,7 +30,7 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forks.in_child(_after_fork_in_child)
 
 
 def _generic() -> Any:
