@@ -5,9 +5,10 @@ its own in a host-pool thread, and CrewAI hands that loop's default executor
 its blocking steps (``asyncio.to_thread``: the LLM call, every synchronous
 flow method). A loop makes its default executor on first use and joins it
 when it closes, so every copy used to start and join threads of its own, a
-dozen or more per run. Measured on the ``tasks`` benchmark, sharing one
-executor across those loops took 10% off the process CPU per run and 4% off
-the wall time.
+dozen or more per run. In an interleaved A/B of the ``tasks`` benchmark's
+``akickoff_for_each`` call (a one-off, not a benchmark kept in the repo),
+sharing one executor across those loops took ~10% off the process CPU per
+run and ~4% off the wall time.
 
 The executor is a ``ThreadPoolExecutor`` (asyncio accepts no other kind) that
 ignores ``shutdown`` from the loops that close around it; its threads start
