@@ -1,10 +1,15 @@
 """The ``tasks.flow_dispatch`` patch: the listeners a method triggers, the
-flow's bookkeeping and its bound methods are exactly CrewAI's."""
+flow's bookkeeping and its bound methods are exactly CrewAI's. The
+``tasks.flow_persist_hop`` patch: a flow that persists nothing skips the
+persistence hop, one that persists still saves after every method."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import crewai.flow.runtime as runtime
@@ -12,6 +17,7 @@ import pytest
 from crewai.agents.agent_executor import AgentExecutor
 from crewai.flow import Flow, and_, listen, or_, router, start
 from crewai.flow.flow_wrappers import FlowMethod
+from crewai.flow.persistence import SQLiteFlowPersistence, persist
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -152,3 +158,95 @@ def test_a_subclass_with_its_own_init_binds_through_it(tasks_on: None) -> None:
     holder = type("Holder", (), {"method": wrapper})()
     assert holder.method() == "ran"
     assert made == [None, holder]
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The names of the functions handed to the real ``asyncio.to_thread``."""
+    names: list[str] = []
+    real = asyncio.to_thread
+
+    async def counted(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        names.append(getattr(func, "__name__", type(func).__name__))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    yield names
+
+
+def test_a_flow_that_persists_nothing_skips_the_persistence_hop(tasks_on: None, hops: list[str]) -> None:
+    from fast_crewai.runtime import patches
+
+    ours = run_shapes()
+    ours_hops = list(hops)
+    patches.disable_acceleration()
+    hops.clear()
+    flow = Shapes()
+    flow.kickoff()
+    assert flow.state["ran"] == ours
+    # Stock hands every finished method's persistence to a thread; the
+    # method hops themselves stay.
+    assert hops.count("_persist_method_completion") == len(flow._method_outputs) > len(ours)
+    assert "_persist_method_completion" not in ours_hops
+    assert [name for name in hops if name != "_persist_method_completion"] == ours_hops
+
+
+@persist()
+class Persisted(Flow):  # type: ignore[type-arg]
+    @start()
+    def first(self) -> None:
+        self.state["steps"] = [*self.state.get("steps", []), "first"]
+
+    @listen(first)
+    def second(self) -> None:
+        self.state["steps"] = [*self.state.get("steps", []), "second"]
+
+
+def test_a_flow_that_persists_still_saves_after_every_method(tasks_on: None, hops: list[str], tmp_path: Path) -> None:
+    store = SQLiteFlowPersistence(db_path=str(tmp_path / "flows.db"))
+    flow = Persisted(persistence=store)
+    flow.kickoff()
+    assert hops.count("_persist_method_completion") == 2
+    saved = store.load_state(flow.state["id"])
+    assert saved is not None and saved["steps"] == ["first", "second"]
+
+
+def test_a_subclass_persistence_hook_still_runs_in_a_thread(tasks_on: None) -> None:
+    calls: list[tuple[str, bool]] = []
+
+    class Hooked(Flow):  # type: ignore[type-arg]
+        @start()
+        def first(self) -> None:
+            return None
+
+        @listen(first)
+        def second(self) -> None:
+            return None
+
+        def _persist_method_completion(self, method_name: Any) -> None:
+            calls.append((str(method_name), threading.current_thread() is threading.main_thread()))
+
+    Hooked().kickoff()
+    assert [name for name, _ in calls] == ["first", "second"]
+    assert calls and not any(on_main for _, on_main in calls)
+
+
+def test_an_unknown_method_raises_as_crewais_does(tasks_on: None) -> None:
+    flow = Shapes()
+    with pytest.raises(KeyError):
+        asyncio.run(runtime.asyncio.to_thread(flow._persist_method_completion, "not_a_method"))
+
+
+def test_the_runtime_sees_later_patches_to_asyncio(tasks_on: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fast_crewai.runtime import patches
+
+    assert runtime.asyncio is not asyncio
+    assert runtime.asyncio.gather is asyncio.gather
+
+    async def sleep(*_: Any) -> None:
+        return None
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    assert runtime.asyncio.sleep is sleep
+    patches.disable_acceleration()
+    assert runtime.asyncio is asyncio

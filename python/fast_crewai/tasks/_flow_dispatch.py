@@ -1,9 +1,9 @@
-"""Two pieces of CrewAI's ``Flow`` machinery, same results with less CPU.
+"""Three pieces of CrewAI's ``Flow`` machinery, same results with less CPU.
 
 Every CrewAI agent executor is a ``Flow`` of 32 methods, built at least
 twice per task run, and every method it runs asks which listeners its
 completion triggers. Sampled under the GIL over sequential ``akickoff``
-runs of the research crew, those two paths were a quarter of a run's CPU,
+runs of the research crew, the first two were a quarter of a run's CPU,
 CPU that concurrent crews queue for:
 
 - ``Flow._find_triggered_methods`` (~20%): for each listener it calls
@@ -22,10 +22,24 @@ CPU that concurrent crews queue for:
   ``__init__`` computed from the same function, and sets the instance. A
   subclass with its own ``__init__`` or ``__new__`` gets CrewAI's own
   binding.
+- The hop that persists a completed method: after every method, a flow
+  awaits ``asyncio.to_thread(self._persist_method_completion, name)``, one
+  thread hand-off each way, even when neither the method nor the flow has a
+  ``persist`` definition, where the call returns at once. That is half the
+  thread hops of an agent executor's run (20 of 40 per task run of the
+  research crew). ``crewai.flow.runtime`` gets its own ``asyncio``
+  (:func:`make_runtime_asyncio`): the real module for every name but
+  ``to_thread``, which returns ``None`` without the hop exactly when
+  CrewAI's method would return it without doing anything. Everything else,
+  a subclass's own ``_persist_method_completion`` included, goes to the
+  thread as before.
 """
 
 from __future__ import annotations
 
+import asyncio
+import types
+from collections.abc import Callable
 from typing import Any
 
 
@@ -53,13 +67,15 @@ def make_find_triggered_methods(original: Any, flow_class: Any, runtime: Any) ->
             is_router = definition.router
             if router_only != is_router:
                 continue
-            check_fired = multi_event_or(condition) and not is_router
+            check_fired = not isinstance(condition, str) and multi_event_or(condition) and not is_router
             if check_fired and name in fired:
                 continue
             key = str(name)
             seen = pending.setdefault(key, set())
             seen.add(trigger)
-            if not satisfied(condition, seen):
+            # A plain event name is most listeners' condition; this is
+            # ``_condition_satisfied``'s own first case, without the call.
+            if not (condition in seen if isinstance(condition, str) else satisfied(condition, seen)):
                 continue
             del pending[key]
             triggered.append(name)
@@ -88,3 +104,47 @@ def make_flow_method_get(original: Any, flow_method: Any) -> Any:
         return bound
 
     return __get__
+
+
+class _RuntimeAsyncio(types.ModuleType):
+    """``asyncio`` as ``crewai.flow.runtime`` sees it: every name but
+    ``to_thread`` is looked up on the real module at each use, so anything
+    that patches ``asyncio`` later is seen there too."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+
+def _persists_nothing(flow: Any, method_name: Any) -> bool:
+    """Whether ``Flow._persist_method_completion(flow, method_name)`` would
+    return without doing anything: the same reads, in the same order."""
+    try:
+        definition = flow._definition
+        method = definition.methods.get(str(method_name))
+        if method is None:
+            return False
+        persist = method.persist if method.persist is not None else definition.persist
+        return persist is None or not persist.enabled
+    except Exception:
+        # Whatever CrewAI's method would raise, it raises in the thread, as
+        # before: the hop is taken.
+        return False
+
+
+def make_runtime_asyncio(persist_completion: Callable[..., Any]) -> types.ModuleType:
+    """The ``asyncio`` module ``crewai.flow.runtime`` gets;
+    ``persist_completion`` is ``Flow._persist_method_completion``."""
+
+    async def to_thread(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if (
+            getattr(func, "__func__", None) is persist_completion
+            and len(args) == 1
+            and not kwargs
+            and _persists_nothing(getattr(func, "__self__", None), args[0])
+        ):
+            return None
+        return await asyncio.to_thread(func, *args, **kwargs)
+
+    module = _RuntimeAsyncio("asyncio", asyncio.__doc__)
+    module.to_thread = to_thread  # type: ignore[attr-defined]
+    return module

@@ -29,14 +29,18 @@
 - ``tasks.flow_dispatch``: a flow finds the listeners a method triggers, and
   binds its methods, with less CPU and the same results
   (:mod:`._flow_dispatch`).
+- ``tasks.flow_persist_hop``: a flow skips the thread hop that persists a
+  finished method when neither the method nor the flow persists anything
+  (:mod:`._flow_dispatch`).
 - ``tasks.lock_queue``: threads queue in-process for CrewAI's named file
   locks instead of polling them (:mod:`._locks`).
 - ``tasks.event_bus_after_fork``: in a process forked after CrewAI's event
   bus ran, the bus starts its threads again instead of waiting forever for
   the parent's (:mod:`._event_bus`).
 
-Every patch replaces methods, rebinds a function or sets CrewAI's lock
-backend, and its undo puts the originals back.
+Every patch replaces methods, rebinds a function or a module's global
+(``crewai.flow.runtime``'s ``asyncio``) or sets CrewAI's lock backend, and
+its undo puts the originals back.
 """
 
 from __future__ import annotations
@@ -398,6 +402,24 @@ def _apply_flow_dispatch() -> Undo:
     )
 
 
+def _apply_flow_persist_hop() -> Undo:
+    runtime = importlib.import_module("crewai.flow.runtime")
+    flow_class = _class("crewai.flow.runtime", "Flow")
+    persist_completion = flow_class.__dict__.get("_persist_method_completion")
+    if not callable(persist_completion):
+        raise PatchTargetMissing("crewai.flow.runtime.Flow._persist_method_completion does not exist")
+    if getattr(runtime, "asyncio", None) is not asyncio:
+        raise PatchTargetMissing("crewai.flow.runtime.asyncio is not the asyncio module")
+    replacement = _flow_dispatch.make_runtime_asyncio(persist_completion)
+    runtime.asyncio = replacement  # type: ignore[attr-defined]
+
+    def undo() -> None:
+        if getattr(runtime, "asyncio", None) is replacement:
+            runtime.asyncio = asyncio  # type: ignore[attr-defined]
+
+    return undo
+
+
 for _name, _apply, _description in (
     ("tasks.kickoff_for_each", _apply_kickoff_for_each, "Crew.kickoff_for_each runs its copies on the host pool"),
     (
@@ -421,6 +443,11 @@ for _name, _apply, _description in (
         "tasks.flow_dispatch",
         _apply_flow_dispatch,
         "flows find the listeners a method triggers, and bind their methods, with less CPU",
+    ),
+    (
+        "tasks.flow_persist_hop",
+        _apply_flow_persist_hop,
+        "flows skip the thread hop that persists a finished method when nothing is persisted",
     ),
     (
         "tasks.lock_queue",
