@@ -56,7 +56,7 @@ def test_enable_replaces_and_disable_restores_exactly(monkeypatch: pytest.Monkey
     stock_for_each_async = Crew.__dict__["kickoff_for_each_async"]
     report = patches.enable_acceleration()
     tasks = report["components"]["tasks"]
-    assert tasks["active"] == tasks["available"] and len(tasks["active"]) == 10
+    assert tasks["active"] == tasks["available"] and len(tasks["active"]) == 11
     patched = snapshot()
     assert all(patched[key] is not stock[key] for key in stock), [k for k in stock if patched[k] is stock[k]]
     # CrewAI's own, calling the patched Crew.kickoff_async for each copy.

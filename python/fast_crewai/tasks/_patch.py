@@ -32,6 +32,10 @@
 - ``tasks.flow_persist_hop``: a flow skips the thread hop that persists a
   finished method when neither the method nor the flow persists anything
   (:mod:`._flow_dispatch`).
+- ``tasks.storeless_files``: without ``aiocache`` CrewAI has no file store,
+  and its file calls return ``None`` at once instead of running an event
+  loop (and a thread, inside a running loop) to find nothing
+  (:mod:`._file_store`).
 - ``tasks.lock_queue``: threads queue in-process for CrewAI's named file
   locks instead of polling them (:mod:`._locks`).
 - ``tasks.event_bus_after_fork``: in a process forked after CrewAI's event
@@ -55,7 +59,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..runtime.patches import Patch, PatchTargetMissing, rebind, register
-from . import _drain, _event_bus, _flow_dispatch, _flow_state, _locks, _runs
+from . import _drain, _event_bus, _file_store, _flow_dispatch, _flow_state, _locks, _runs
 from ._invocations import leased, leased_elsewhere
 from ._loop_executor import loop_executor
 from ._pool import host_pool, in_pool_worker
@@ -420,6 +424,25 @@ def _apply_flow_persist_hop() -> Undo:
     return undo
 
 
+def _apply_file_store() -> Undo:
+    try:
+        module = importlib.import_module("crewai.utilities.file_store")
+    except ImportError as exc:
+        raise PatchTargetMissing(f"crewai.utilities.file_store cannot be imported ({exc})") from exc
+    for name in (*_file_store.STORELESS_NONE, "_run_sync", "_file_store"):
+        if not hasattr(module, name):
+            raise PatchTargetMissing(f"crewai.utilities.file_store.{name} does not exist")
+    original = module._run_sync
+    replacement = _file_store.make_run_sync(original, module)
+    module._run_sync = replacement  # type: ignore[attr-defined]
+
+    def undo() -> None:
+        if module._run_sync is replacement:
+            module._run_sync = original  # type: ignore[attr-defined]
+
+    return undo
+
+
 for _name, _apply, _description in (
     ("tasks.kickoff_for_each", _apply_kickoff_for_each, "Crew.kickoff_for_each runs its copies on the host pool"),
     (
@@ -448,6 +471,11 @@ for _name, _apply, _description in (
         "tasks.flow_persist_hop",
         _apply_flow_persist_hop,
         "flows skip the thread hop that persists a finished method when nothing is persisted",
+    ),
+    (
+        "tasks.storeless_files",
+        _apply_file_store,
+        "without a file store (no aiocache), CrewAI's file calls return None without running an event loop",
     ),
     (
         "tasks.lock_queue",
