@@ -26,6 +26,11 @@ class GaugedLLM(ScriptedLLM):
     def peak(self) -> int:
         return self._gauge["peak"]
 
+    @property
+    def now(self) -> int:
+        """Calls in flight now."""
+        return self._gauge["now"]
+
     def call(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
         text = json.dumps(messages, default=str)
         for name in self.fail_on:

@@ -4,10 +4,11 @@ several at once, hierarchical delegation, usage limits, event attribution."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
-from crewai import Crew, CrewOutput
+from crewai import Crew, CrewOutput, Task
 from crewai.events import crewai_event_bus
 from crewai.events.base_events import BaseEvent
 from crewai.events.types.agent_events import AgentExecutionStartedEvent
@@ -143,6 +144,35 @@ class _RecordingLLM(GaugedLLM):
             LLMStreamChunkEvent(chunk=str(answer), call_id="scripted", from_agent=kwargs.get("from_agent")),
         )
         return answer
+
+
+def test_stock_crewai_raises_on_a_failed_async_task_while_the_others_run(stock: None) -> None:
+    # Two researchers (no shared executor): the first one's task fails at once
+    # and CrewAI raises without waiting for the second, whose thread goes on
+    # emitting events. Placed right before the attribution test: without the
+    # fixture that waits for a test's tasks, those events land in its
+    # handlers, their parents emitted before it registered them.
+    llm = GaugedLLM(latency=0.5, fail_on=(THREE[0],))
+    agents = [research.research_crew(llm).agents[0] for _ in range(2)]
+    tasks = [
+        Task(
+            description=research.RESEARCH_TASK.format(company=company),
+            expected_output="The facts, one per line",
+            agent=agent,
+            async_execution=True,
+        )
+        for company, agent in zip(THREE, agents, strict=False)
+    ]
+    tasks.append(Task(description="Summarise.", expected_output="A short summary", agent=agents[1]))
+    crew = Crew(agents=agents, tasks=tasks)
+    with pytest.raises(RuntimeError, match="scripted failure"):
+        crew.kickoff()
+    # The second task is still on its first LLM call (its answer takes a
+    # second in all), waited for by no one.
+    deadline = time.monotonic() + 10
+    while llm.now == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert llm.now == 1 and tasks[1].output is None
 
 
 def test_events_are_attributed_to_the_crew_that_caused_them(tasks_on: None) -> None:
