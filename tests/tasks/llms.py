@@ -16,11 +16,19 @@ from fast_crewai.demo.scripted_llm import ScriptedLLM
 class GaugedLLM(ScriptedLLM):
     """A scripted LLM that records the most calls it had in flight at once
     (shared by the copies CrewAI makes of it) and raises on prompts that
-    mention one of the names in ``fail_on``."""
+    mention one of the names in ``fail_on``.
+
+    With ``meet=n`` its calls wait, up to ``meet_timeout`` seconds, until
+    ``n`` of them have been in flight at once: work that can overlap then
+    always does, whatever the machine's load, and a run whose second call
+    can never come (a crash) still ends."""
 
     fail_on: tuple[str, ...] = ()
+    meet: int = 0
+    meet_timeout: float = 3.0
     _gauge: dict[str, int] = PrivateAttr(default_factory=lambda: {"now": 0, "peak": 0})
     _gauge_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _met: threading.Event = PrivateAttr(default_factory=threading.Event)
 
     @property
     def peak(self) -> int:
@@ -39,7 +47,11 @@ class GaugedLLM(ScriptedLLM):
         with self._gauge_lock:
             self._gauge["now"] += 1
             self._gauge["peak"] = max(self._gauge["peak"], self._gauge["now"])
+            if self.meet and self._gauge["now"] >= self.meet:
+                self._met.set()
         try:
+            if self.meet:
+                self._met.wait(self.meet_timeout)
             return super().call(messages, *args, **kwargs)
         finally:
             with self._gauge_lock:

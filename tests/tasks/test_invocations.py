@@ -41,9 +41,9 @@ def sequential_reference(**options: Any) -> list[str]:
 
 
 def test_stock_crewai_fails_on_async_tasks_sharing_an_agent(stock: None) -> None:
-    # A latency well above a loaded machine's scheduling delays, so the
-    # tasks overlap (stock's crash is timing-dependent).
-    crew = research.research_crew(GaugedLLM(latency=0.5), companies=THREE)
+    # The first task's LLM call waits for a second one, so the tasks overlap
+    # however loaded the machine is (stock's crash needs them to).
+    crew = research.research_crew(GaugedLLM(latency=0.1, meet=2), companies=THREE)
     with pytest.raises(RuntimeError, match="Executor is already running"):
         crew.kickoff()
 
@@ -62,9 +62,9 @@ def test_async_tasks_sharing_an_agent_complete_concurrently_with_sequential_outp
 
 
 def test_hierarchical_delegation_of_parallel_tasks_to_one_coworker(tasks_on: None) -> None:
-    # Latencies well above a loaded machine's scheduling delays, so the
-    # delegations overlap (stock's crash is timing-dependent).
-    worker_llm, manager_llm = GaugedLLM(latency=0.5), ManagerLLM(latency=0.05)
+    # The coworker's LLM calls wait for a second one, so the delegations
+    # overlap however loaded the machine is (stock's crash needs them to).
+    worker_llm, manager_llm = GaugedLLM(latency=0.1, meet=2), ManagerLLM(latency=0.05)
     crew = research.research_crew(worker_llm, companies=THREE, hierarchical_manager=manager_llm)
     result = raws(crew.kickoff())
     # Every research task was delegated to the researcher, concurrently.
@@ -73,7 +73,9 @@ def test_hierarchical_delegation_of_parallel_tasks_to_one_coworker(tasks_on: Non
         assert all(fact in output for fact in research.company_facts(company)), output
 
     patches.disable_acceleration()
-    stock_crew = research.research_crew(GaugedLLM(latency=1.0), companies=THREE, hierarchical_manager=ManagerLLM())
+    stock_crew = research.research_crew(
+        GaugedLLM(latency=0.1, meet=2), companies=THREE, hierarchical_manager=ManagerLLM()
+    )
     with pytest.raises(RuntimeError, match="Executor is already running"):
         stock_crew.kickoff()
 
