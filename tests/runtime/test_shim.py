@@ -77,6 +77,24 @@ def test_rebind_replaces_every_alias_and_disable_restores_them(
     assert _shim.status()["components"]["tools"]["active"] == []
 
 
+def test_a_module_imported_while_patched_is_restored_too(
+    registry: list[Patch], fake_modules: tuple[types.ModuleType, types.ModuleType]
+) -> None:
+    target, _ = fake_modules
+    stock = target.helper
+    _shim.register(Patch("fake.helper", "tools", lambda: rebind("fake_target", "helper", accelerated)))
+    _shim.enable_acceleration()
+    late = types.ModuleType("fake_late_user")
+    late.helper = target.helper  # type: ignore[attr-defined]  # ``from fake_target import helper`` now
+    sys.modules["fake_late_user"] = late
+    try:
+        assert late.helper is accelerated
+        _shim.disable_acceleration()
+        assert late.helper is stock and target.helper is stock
+    finally:
+        del sys.modules["fake_late_user"]
+
+
 def test_enable_is_idempotent(registry: list[Patch]) -> None:
     calls: list[str] = []
     _shim.register(counting_patch("p", "memory", calls))

@@ -276,9 +276,25 @@ def _reasons(report: dict[str, Any]) -> list[str]:
     return reasons
 
 
+def _holders(attribute: str, value: Any) -> list[Any]:
+    """The loaded modules (not ours) whose global ``attribute`` is ``value``."""
+    found: list[Any] = []
+    for module in list(sys.modules.values()):
+        if module is None or getattr(module, "__name__", "").startswith("fast_crewai"):
+            continue
+        try:
+            if module.__dict__.get(attribute) is value:
+                found.append(module)
+        except Exception:  # exotic module objects without a usable __dict__
+            continue
+    return found
+
+
 def rebind(module_name: str, attribute: str, replacement: Any) -> Callable[[], None]:
     """Replaces ``module.attribute`` and every alias of the same object that
-    other loaded modules imported by name; returns the undo."""
+    other loaded modules imported by name; returns the undo, which restores
+    it in every module holding the replacement by then, modules imported
+    while it was on included (they imported the replacement by name)."""
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -286,20 +302,11 @@ def rebind(module_name: str, attribute: str, replacement: Any) -> Callable[[], N
     if not hasattr(module, attribute):
         raise PatchTargetMissing(f"{module_name}.{attribute} does not exist")
     original = getattr(module, attribute)
-    replaced: list[Any] = []
-    for other in list(sys.modules.values()):
-        if other is None or getattr(other, "__name__", "").startswith("fast_crewai"):
-            continue
-        try:
-            if other.__dict__.get(attribute) is original:
-                setattr(other, attribute, replacement)
-                replaced.append(other)
-        except Exception:  # exotic module objects without a usable __dict__
-            continue
+    for holder in _holders(attribute, original):
+        setattr(holder, attribute, replacement)
 
     def undo() -> None:
-        for other in replaced:
-            if other.__dict__.get(attribute) is replacement:
-                setattr(other, attribute, original)
+        for holder in _holders(attribute, replacement):
+            setattr(holder, attribute, original)
 
     return undo

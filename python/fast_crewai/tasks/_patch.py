@@ -239,8 +239,6 @@ def _tools_arg(tools: Any, effective: list[Any] | None, mapped: list[Any] | None
 def _apply_invocations() -> Undo:
     agent_class = _class("crewai.agent.core", "Agent")
     task_class = _class("crewai.task", "Task")
-    # Loaded so that rebind finds every module that imported parse_tools.
-    _class("crewai.lite_agent", "LiteAgent")
 
     def make_execute(original: Any) -> Any:
         def execute_task(self: Any, task: Any, context: str | None = None, tools: Any = None) -> Any:
