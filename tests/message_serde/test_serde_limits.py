@@ -1,6 +1,7 @@
 """Message serde under hostile sizes and wrong types: the codec's limits
 (127 MiB per document, 256 nested arrays and objects, 65,536 members per
-object) hold on both backends alike, fast, with their own error kinds."""
+object) hold on both backends alike, in linear time, with their own error
+kinds."""
 
 from __future__ import annotations
 
@@ -34,11 +35,16 @@ def nested(levels: int) -> str:
     return '{"x":' + "[" * arrays + "]" * arrays + "}"
 
 
-# Timings are CPU seconds of this process (the core runs in it), so that
-# other processes on a busy machine do not count.
+# Guards against a super-linear blow-up, not speed targets (those live in
+# the benchmarks): comparing each key with every earlier one took 88 s for
+# 200k keys in the core, and would take ~9 s for 65,536. Linear work takes
+# well under a second, ~0.7 s of CPU on the Python backend on a loaded
+# machine; the bound leaves room for that. Timings are CPU seconds of this
+# process (the core runs in it), so other processes do not count.
+BLOWUP_CPU_S = 5.0
 
 
-def test_a_200k_key_object_is_refused_in_well_under_a_second(backend: str) -> None:
+def test_a_200k_key_object_is_refused_without_a_blowup(backend: str) -> None:
     # 200k keys took 88 s in the core when each key was compared with every earlier one.
     text = document(wide_object(200_000))
     started = time.process_time()
@@ -47,16 +53,16 @@ def test_a_200k_key_object_is_refused_in_well_under_a_second(backend: str) -> No
     elapsed = time.process_time() - started
     assert info.value.kind == "too-large"
     assert f"more than {MAX_MEMBERS} members" in info.value.message
-    assert elapsed < 0.5, elapsed
+    assert elapsed < BLOWUP_CPU_S, elapsed
 
 
-def test_the_largest_object_parses_in_well_under_a_second(backend: str) -> None:
+def test_the_largest_object_parses_without_a_blowup(backend: str) -> None:
     text = document(wide_object(MAX_MEMBERS))
     started = time.process_time()
     decoded = AgentMessage.from_json(text)
     elapsed = time.process_time() - started
     assert len(decoded.metadata) == MAX_MEMBERS
-    assert elapsed < 0.5, elapsed
+    assert elapsed < BLOWUP_CPU_S, elapsed
     one_more = document(wide_object(MAX_MEMBERS + 1))
     with pytest.raises(SerdeError, match="members") as info:
         AgentMessage.from_json(one_more)
@@ -68,7 +74,7 @@ def test_duplicate_keys_in_a_large_object_are_found_fast(backend: str) -> None:
     started = time.process_time()
     with pytest.raises(SerdeError, match='duplicate key "key-7"') as info:
         AgentMessage.from_json(text)
-    assert time.process_time() - started < 0.5
+    assert time.process_time() - started < BLOWUP_CPU_S
     assert info.value.kind == "invalid-json"
 
 
